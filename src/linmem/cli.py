@@ -1,0 +1,77 @@
+"""The ``linmem`` command.
+
+Subcommands load lazily: ``linmem free`` imports only the proc parser and the
+tool, never numpy's heavier users or numba, so it starts instantly. Every
+subcommand lives in its own module and is registered in ``COMMANDS``; errors of
+the user's input (:class:`linmem.errors.InputError`) become one line on stderr
+and exit status 2 here, in one place.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from linmem.errors import EXIT_BAD_INPUT, InputError
+
+# name -> (module, attribute, one-line help). The module defines a click command.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "run": ("linmem.commands.run", "run", "Run a scenario (default: the built-in one) and write its /proc tree."),
+    "free": ("linmem.tools.free", "free", "Display amount of free and used memory, as procps-ng free."),
+    "vmstat": ("linmem.tools.vmstat", "vmstat", "Report virtual memory statistics, as procps-ng vmstat."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported only when invoked."""
+
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="linmem")
+def cli():
+    """linmem: Linux memory management, executable.
+
+    Models the kernel's memory manager (zones, watermarks, the buddy allocator and
+    what is built on them) and shows it the way Linux does, through /proc and the
+    tools that read it.
+    """
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI, mapping input errors to one line and exit 2."""
+    try:
+        cli.main(args=argv, prog_name="linmem", standalone_mode=False)
+    except InputError as err:
+        click.echo(f"linmem: {err}", err=True)
+        return EXIT_BAD_INPUT
+    except click.exceptions.Exit as err:
+        return err.exit_code
+    except click.ClickException as err:
+        err.show()
+        return EXIT_BAD_INPUT if err.exit_code == 2 else err.exit_code
+    except click.exceptions.Abort:
+        click.echo("linmem: interrupted", err=True)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
