@@ -1,0 +1,76 @@
+"""``linmem run [SCENARIO] [--out DIR]``: run a scenario and show the machine.
+
+SCENARIO is a YAML file (SCENARIO.md); without one, the built-in default runs.
+With ``--out`` the outputs (the /proc tree, snapshots, timeline, events,
+summary) are written to DIR; either way a short summary is printed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from linmem.errors import InputError
+
+
+@click.command("run")
+@click.argument("scenario", required=False, type=click.Path(dir_okay=False))
+@click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
+              help="Directory to write the outputs to (proc/, snapshots/, timeline.csv, "
+                   "events.jsonl, summary.json).")
+@click.option("--seed", type=int, default=None, help="Override the scenario's seed.")
+def run(scenario, out, seed):
+    """Run SCENARIO (default: the built-in scenario) and print a summary.
+
+    \b
+    Examples:
+      linmem run
+      linmem run examples/zones.yaml --out out/zones
+    """
+    from linmem.kernel.runner import run_scenario, write_outputs
+    from linmem.workload.scenario import default_scenario, load_scenario
+
+    scen = load_scenario(scenario) if scenario else default_scenario()
+    if seed is not None:
+        if seed < 0:
+            raise InputError("--seed", f"must not be negative, got {seed}")
+        scen.seed = seed
+    result = run_scenario(scen)
+    if out:
+        write_outputs(result, Path(out))
+    _print_summary(result, out)
+
+
+def _print_summary(result, out) -> None:
+    """A few lines on the machine and its memory, as a person would want them."""
+    from rich.console import Console
+    from rich.table import Table
+
+    m = result.machine
+    pa = m.page_alloc
+    console = Console(highlight=False)
+    meminfo = {label.rstrip(":"): kb for label, kb in _meminfo(m)}
+    console.print(f"[bold]{m.name or 'scenario'}[/bold]: {m.arch}, {m.ram >> 20} MiB RAM, "
+                  f"{m.nr_cpus} CPUs, THP {m.thp}, {m.clock:g} s simulated")
+    console.print(f"MemTotal {meminfo['MemTotal']} kB ({m.ram // 1024 - meminfo['MemTotal']} kB "
+                  f"kept by firmware and the kernel), MemFree {meminfo['MemFree']} kB, "
+                  f"MemAvailable {meminfo['MemAvailable']} kB, "
+                  f"min_free_kbytes {m.sysctl['min_free_kbytes']}")
+    table = Table("zone", "spanned", "present", "managed", "free", "min", "low", "high",
+                  "protection", box=None)
+    for z in pa.zones:
+        if not z.populated:
+            continue
+        marks = [str(pa.wmark(z.zid, w)) for w in range(3)]
+        table.add_row(z.name, str(z.spanned), str(z.present), str(int(pa.managed[z.zid])),
+                      str(pa.nr_free_pages(z.zid)), *marks,
+                      " ".join(str(int(r)) for r in pa.lowmem_reserve[z.zid]))
+    console.print(table)
+    if out:
+        console.print(f"outputs written to {out}/ (try: linmem free --proc {out}/proc)")
+
+
+def _meminfo(machine):
+    from linmem.procfs.meminfo import meminfo_fields
+    return meminfo_fields(machine)

@@ -1,0 +1,172 @@
+"""A simulated machine: its memory, its sysctls, its counters and its clock.
+
+``Machine`` is the top of the model and the entry point of the Python API::
+
+    from linmem.kernel.machine import Machine
+    m = Machine(ram=4 << 30)                 # a 4 GiB x86-64 machine, booted
+    pfn = m.page_alloc.alloc_pages(0)        # one page, GFP_KERNEL
+    m.write_sysctl("vm.min_free_kbytes", 131072)
+    m.check_invariants()
+
+Booting follows the kernel's order: the firmware map and memblock reservations
+(``linmem.mm.memblock``), the memmap and the buddy lists (``page_alloc.boot``),
+then the boot-time initcalls that size the reserves: ``init_per_zone_wmark_min``
+(min_free_kbytes, watermarks, lowmem_reserve), ``init_user_reserve`` and
+``init_admin_reserve``, and khugepaged's ``set_recommended_min_free_kbytes``
+when THP is enabled. The scenario's ``sysctl`` section is applied after boot,
+each write going through the same handler as a write to /proc/sys/vm.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from linmem import sysctl as sysctl_table
+from linmem.mm import mmzone
+from linmem.mm.frames import FrameTable
+from linmem.mm.memblock import boot_layout
+from linmem.mm.page_alloc import PageAllocator
+from linmem.mm.vmstat import NR_NODE_ITEMS
+
+THP_MODES = ("never", "madvise", "always")
+
+
+class Machine:
+    """One simulated x86-64 (or i386) machine with a single memory node."""
+
+    def __init__(self, ram: int, arch: str = "x86_64", cpus: int = 2, thp: str = "madvise",
+                 lru: str = "classic", sysctl: dict | None = None, seed: int = 0):
+        if thp not in THP_MODES:
+            raise ValueError(f"thp must be one of {', '.join(THP_MODES)}, got {thp!r}")
+        self.arch = arch
+        self.ram = ram
+        self.nr_cpus = cpus
+        self.thp = thp
+        self.lru = lru
+        self.seed = seed
+        self.name: str | None = None
+        self.rng = np.random.default_rng(seed)
+        self.clock = 0.0                      # simulated seconds since boot
+        self.layout = boot_layout(arch, ram, cpus)
+        self.frames = FrameTable.zeros(self.layout.max_pfn)
+        self.page_alloc = PageAllocator(self.layout, cpus, self.frames)
+        self.node_stat = np.zeros(NR_NODE_ITEMS, dtype=np.int64)
+        self.sysctl: dict[str, object] = sysctl_table.defaults(arch)
+        self.user_min_free_kbytes = -1
+        self.page_alloc.boot()
+        self._boot_initcalls()
+        for name, value in (sysctl or {}).items():
+            self.write_sysctl(name, value)
+
+    @classmethod
+    def from_scenario(cls, scenario) -> "Machine":
+        """Build and boot the machine a scenario describes (``machine`` and ``sysctl``)."""
+        m = scenario.machine
+        sysctl = {f"vm.{k}": v for k, v in scenario.sysctl.as_dict().items()}
+        machine = cls(ram=m.ram, arch=m.arch, cpus=m.cpus, thp=m.thp, lru=m.lru,
+                      sysctl=sysctl, seed=scenario.seed)
+        machine.name = scenario.name
+        return machine
+
+    # ----------------------------------------------------------------- boot
+
+    @property
+    def thp_enabled(self) -> bool:
+        """hugepage_pmd_enabled(): THP is "always" or "madvise"."""
+        return self.thp != "never"
+
+    def _boot_initcalls(self) -> None:
+        """Models init_per_zone_wmark_min(), init_{user,admin}_reserve() and
+        khugepaged's start-up, in boot order."""
+        pa = self.page_alloc
+        self.sysctl["min_free_kbytes"] = pa.default_min_free_kbytes(False)
+        self._setup_per_zone_wmarks()
+        pa.setup_per_zone_lowmem_reserve(self.sysctl["lowmem_reserve_ratio"])
+        free_kbytes = pa.nr_free_pages() << 2
+        self.sysctl["user_reserve_kbytes"] = min(free_kbytes // 32, 1 << 17)
+        self.sysctl["admin_reserve_kbytes"] = min(free_kbytes // 32, 1 << 13)
+        if self.thp_enabled:
+            self._set_recommended_min_free_kbytes()
+
+    def _set_recommended_min_free_kbytes(self) -> None:
+        """Models mm/khugepaged.c:set_recommended_min_free_kbytes()."""
+        pa = self.page_alloc
+        high = pa.watermarks()[:, mmzone.WMARK_HIGH]
+        self.sysctl["min_free_kbytes"] = mmzone.recommended_min_free_kbytes(
+            pa.managed, high, pa.zone_names, int(self.sysctl["min_free_kbytes"]))
+        self._setup_per_zone_wmarks()
+
+    def _setup_per_zone_wmarks(self) -> None:
+        self.page_alloc.setup_per_zone_wmarks(
+            int(self.sysctl["min_free_kbytes"]), int(self.sysctl["watermark_scale_factor"]),
+            int(self.sysctl["percpu_pagelist_high_fraction"]))
+
+    # -------------------------------------------------------------- sysctls
+
+    def write_sysctl(self, name: str, value) -> None:
+        """Write ``vm.NAME`` as a write to /proc/sys/vm/NAME would.
+
+        Raises ValueError (naming the sysctl and the value) where the kernel
+        refuses the write; then runs the handler the kernel runs.
+        """
+        stored = sysctl_table.validate_sysctl(name, value, self.arch)
+        bare = name[3:] if name.startswith("vm.") else name
+        handler = self._HANDLERS.get(bare)
+        if sysctl_table.lookup(bare, self.arch).kind != sysctl_table.WRITEONLY:
+            self.sysctl[bare] = stored
+        if handler:
+            handler(self, stored)
+
+    def _min_free_kbytes_handler(self, value: int) -> None:
+        """Models min_free_kbytes_sysctl_handler()."""
+        self.user_min_free_kbytes = value
+        self._setup_per_zone_wmarks()
+
+    def _wmark_handler(self, _value: int) -> None:
+        """Models watermark_scale_factor_sysctl_handler() and
+        percpu_pagelist_high_fraction_sysctl_handler()."""
+        self._setup_per_zone_wmarks()
+
+    def _lowmem_reserve_handler(self, value) -> None:
+        """Models lowmem_reserve_ratio_sysctl_handler()."""
+        self.page_alloc.setup_per_zone_lowmem_reserve(value)
+
+    def _boost_factor_handler(self, value: int) -> None:
+        self.page_alloc.S.tunables[0] = value
+
+    _HANDLERS = {
+        "min_free_kbytes": _min_free_kbytes_handler,
+        "watermark_scale_factor": _wmark_handler,
+        "percpu_pagelist_high_fraction": _wmark_handler,
+        "lowmem_reserve_ratio": _lowmem_reserve_handler,
+        "watermark_boost_factor": _boost_factor_handler,
+    }
+
+    # ---------------------------------------------------------------- state
+
+    # Facts that later mechanisms (swap, the page cache, processes) provide; a
+    # machine without them has none of each.
+    total_swap_pages = 0          # SwapTotal
+    nr_swap_pages = 0             # SwapFree
+    nr_blockdev_pages = 0         # Buffers
+    committed_as = 0              # vm_committed_as
+    nr_forks = 0                  # processes created since boot (/proc/stat)
+    nr_tasks = 0                  # tasks alive (/proc/loadavg)
+    last_pid = 0
+    kswapd_failures = 0           # pgdat->kswapd_failures
+
+    @property
+    def node_unreclaimable(self) -> bool:
+        """pgdat->kswapd_failures >= MAX_RECLAIM_RETRIES."""
+        return self.kswapd_failures >= 16
+
+    @property
+    def totalram_pages(self) -> int:
+        """MemTotal in pages: the sum of the zones' managed pages."""
+        return int(self.page_alloc.managed.sum())
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError naming the first broken rule of the model."""
+        from linmem.mm.debug import check_page_alloc
+
+        check_page_alloc(self.page_alloc)

@@ -1,0 +1,159 @@
+"""Executable invariants of the memory model (the kernel's CONFIG_DEBUG_VM).
+
+Every frame of the machine is in exactly one state, and the counters agree
+with the lists:
+
+* each frame is reserved, or covered by exactly one free buddy block, one
+  per-cpu list entry, or one allocated block (its head has refcount > 0);
+* every block on free list (zone, order, type) is marked PG_buddy with that
+  order, lies in the zone, is aligned to 2^order, and its pageblock has that
+  migratetype; the list lengths equal ``nr_free``;
+* the pages in free blocks of a zone equal its NR_FREE_PAGES (isolated
+  pageblocks excepted), and the HighAtomic ones its nr_free_highatomic;
+* the pages on a CPU's pcp lists equal its ``count``.
+
+``check_page_alloc`` raises AssertionError with the first violation found.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from linmem.engine import buddy as B
+from linmem.engine.jit import njit
+from linmem.mm.frames import PG_buddy, PG_pcp, PG_reserved
+from linmem.mm.vmstat import NR_FREE_PAGES, NR_FREE_PAGES_BLOCKS
+
+# error codes of _walk_free_lists
+_OK, _NOT_BUDDY, _BAD_ORDER, _OUT_OF_ZONE, _MISALIGNED, _WRONG_TYPE, _OVERLAP, \
+    _COUNT, _PCP_FLAG, _PCP_COUNT, _NOT_COVERED, _TOO_LONG = range(12)
+
+_MESSAGES = {
+    _NOT_BUDDY: "a block on a free list is not marked PG_buddy",
+    _BAD_ORDER: "a free block's order differs from its list's",
+    _OUT_OF_ZONE: "a free block lies outside its zone",
+    _MISALIGNED: "a free block is not aligned to its order",
+    _WRONG_TYPE: "a free block sits on the list of another migratetype than its pageblock",
+    _OVERLAP: "a frame is covered twice (free and free, or free and allocated)",
+    _COUNT: "a free list's length differs from nr_free",
+    _PCP_FLAG: "a frame on a pcp list is not marked PG_pcp",
+    _PCP_COUNT: "a pcp's count differs from the pages on its lists",
+    _NOT_COVERED: "a frame is neither reserved, free, nor part of an allocation",
+    _TOO_LONG: "a list is longer than the machine (a cycle)",
+}
+
+
+@njit
+def _cover(cover, start, n):
+    for pfn in range(start, start + n):
+        if cover[pfn]:
+            return False
+        cover[pfn] = 1
+    return True
+
+
+@njit
+def _walk_free_lists(S, cover, pages):
+    """Walk every free list; fill ``cover`` and pages[zone, type]. Returns (code, pfn)."""
+    nz = S.zs.shape[0]
+    limit = S.flags.shape[0]
+    for z in range(nz):
+        for o in range(B.NR_PAGE_ORDERS):
+            for mt in range(B.MIGRATE_TYPES):
+                pfn = S.fhead[z, o, mt]
+                n = 0
+                while pfn != -1:
+                    n += 1
+                    if n > limit:
+                        return _TOO_LONG, pfn
+                    if not (S.flags[pfn] & PG_buddy):
+                        return _NOT_BUDDY, pfn
+                    if S.order[pfn] != o:
+                        return _BAD_ORDER, pfn
+                    if pfn < S.zs[z, B.ZS_START] or pfn + (1 << o) > S.zs[z, B.ZS_END]:
+                        return _OUT_OF_ZONE, pfn
+                    if pfn & ((1 << o) - 1):
+                        return _MISALIGNED, pfn
+                    if S.pb_mt[pfn >> B.PAGEBLOCK_ORDER] != mt:
+                        return _WRONG_TYPE, pfn
+                    if not _cover(cover, pfn, 1 << o):
+                        return _OVERLAP, pfn
+                    pages[z, mt] += 1 << o
+                    pfn = S.nxt[pfn]
+                if n != S.nfree[z, o, mt]:
+                    return _COUNT, z
+    return _OK, 0
+
+
+@njit
+def _walk_pcp_lists(S, cover):
+    nz, ncpu, nlists = S.phead.shape
+    limit = S.flags.shape[0]
+    for z in range(nz):
+        for cpu in range(ncpu):
+            total = 0
+            for pindex in range(nlists):
+                order = B.pindex_to_order(pindex)
+                pfn = S.phead[z, cpu, pindex]
+                n = 0
+                while pfn != -1:
+                    n += 1
+                    if n > limit:
+                        return _TOO_LONG, pfn
+                    if not (S.flags[pfn] & PG_pcp):
+                        return _PCP_FLAG, pfn
+                    if not _cover(cover, pfn, 1 << order):
+                        return _OVERLAP, pfn
+                    total += 1 << order
+                    pfn = S.nxt[pfn]
+            if total != S.pcp[z, cpu, B.P_COUNT]:
+                return _PCP_COUNT, z
+    return _OK, 0
+
+
+@njit
+def _cover_rest(S, cover):
+    """Reserved frames and allocated blocks cover what the free lists do not."""
+    n = S.flags.shape[0]
+    pfn = 0
+    while pfn < n:
+        if cover[pfn]:
+            pfn += 1
+            continue
+        if S.flags[pfn] & PG_reserved:
+            cover[pfn] = 1
+            pfn += 1
+            continue
+        if S.refcount[pfn] > 0:
+            size = 1 << np.int64(S.order[pfn])
+            if not _cover(cover, pfn, size):
+                return _OVERLAP, pfn
+            pfn += size
+            continue
+        return _NOT_COVERED, pfn
+    return _OK, 0
+
+
+def check_page_alloc(pa) -> None:
+    """Check the buddy allocator's invariants (see the module docstring)."""
+    S = pa.S
+    cover = np.zeros(S.flags.shape[0], dtype=np.uint8)
+    pages = np.zeros((S.zs.shape[0], B.MIGRATE_TYPES), dtype=np.int64)
+    for walk, args in ((_walk_free_lists, (S, cover, pages)), (_walk_pcp_lists, (S, cover)),
+                       (_cover_rest, (S, cover))):
+        code, where = walk(*args)
+        if code != _OK:
+            raise AssertionError(f"{_MESSAGES[code]} (pfn or zone {where}: "
+                                 f"flags {pa.frames.flag_names(where) if code not in (_COUNT, _PCP_COUNT) else '-'})")
+    for z in pa.zones:
+        free = int(pages[z.zid, :B.MIGRATE_ISOLATE].sum())
+        if free != S.zstat[z.zid, NR_FREE_PAGES]:
+            raise AssertionError(f"zone {z.name}: free blocks hold {free} pages, "
+                                 f"NR_FREE_PAGES is {S.zstat[z.zid, NR_FREE_PAGES]}")
+        if pages[z.zid, B.MIGRATE_HIGHATOMIC] != S.zs[z.zid, B.ZS_FREE_HIGHATOMIC]:
+            raise AssertionError(f"zone {z.name}: nr_free_highatomic disagrees with the lists")
+        big = sum(int(S.nfree[z.zid, o, :B.MIGRATE_ISOLATE].sum()) << o
+                  for o in range(B.PAGEBLOCK_ORDER, B.NR_PAGE_ORDERS))
+        if big != S.zstat[z.zid, NR_FREE_PAGES_BLOCKS]:
+            raise AssertionError(f"zone {z.name}: NR_FREE_PAGES_BLOCKS is "
+                                 f"{S.zstat[z.zid, NR_FREE_PAGES_BLOCKS]}, blocks hold {big}")
