@@ -97,11 +97,15 @@ class BootLayout:
         return self.memory[-1][1]
 
     def zone_span(self, zid: int) -> tuple[int, int]:
-        """``[zone_start_pfn, zone_end_pfn)`` clipped to present memory (empty: (0, 0))."""
+        """``[zone_start_pfn, zone_end_pfn)``: the arch limits clipped to the node.
+
+        Models mm/mm_init.c:zone_spanned_pages_in_node: holes inside the span
+        (the PCI hole in DMA32) count as spanned, not present. Empty: (0, 0).
+        """
         lo, hi = self.zone_bounds[zid]
-        starts = [max(lo, s) for s, e in self.memory if min(hi, e) > max(lo, s)]
-        ends = [min(hi, e) for s, e in self.memory if min(hi, e) > max(lo, s)]
-        return (min(starts), max(ends)) if starts else (0, 0)
+        node_start, node_end = self.memory[0][0], self.memory[-1][1]
+        start, end = max(lo, node_start), min(hi, node_end)
+        return (start, end) if start < end else (0, 0)
 
     def spanned(self, zid: int) -> int:
         start, end = self.zone_span(zid)

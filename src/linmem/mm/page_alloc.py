@@ -48,7 +48,7 @@ from linmem.engine import buddy as B
 from linmem.mm import gfp as G
 from linmem.mm import mmzone
 from linmem.mm.frames import PG_reserved, FrameTable
-from linmem.mm.memblock import BootLayout
+from linmem.mm.memblock import PAGES_PER_SECTION, BootLayout
 from linmem.mm.vmstat import NR_FREE_PAGES, NR_VM_EVENTS, NR_ZONE_ITEMS, vm_event
 
 
@@ -327,10 +327,18 @@ class PageAllocator:
         return self.S.nfree[zid].sum(axis=1)
 
     def pageblock_counts(self, zid: int) -> np.ndarray:
-        """Pageblocks of each migratetype in a zone (pagetypeinfo's second table)."""
+        """Pageblocks of each migratetype in a zone (pagetypeinfo's second table).
+
+        Models pagetypeinfo_showblockcount_print(): pageblocks from the zone's
+        start, skipping sections without memory (pfn_to_online_page is NULL).
+        """
         z = self.zones[zid]
         if not z.populated:
             return np.zeros(B.MIGRATE_TYPES, dtype=np.int64)
-        first = z.start_pfn >> B.PAGEBLOCK_ORDER
-        last = (z.end_pfn + B.PAGEBLOCK_NR_PAGES - 1) >> B.PAGEBLOCK_ORDER
-        return np.bincount(self.S.pb_mt[first:last], minlength=B.MIGRATE_TYPES)[:B.MIGRATE_TYPES]
+        starts = np.arange(z.start_pfn, z.end_pfn, B.PAGEBLOCK_NR_PAGES)
+        section = PAGES_PER_SECTION
+        online = np.zeros(len(starts), dtype=bool)
+        for lo, hi in self.layout.memory:
+            online |= (starts // section >= lo // section) & (starts // section <= (hi - 1) // section)
+        types = self.S.pb_mt[starts[online] >> B.PAGEBLOCK_ORDER]
+        return np.bincount(types, minlength=B.MIGRATE_TYPES)[:B.MIGRATE_TYPES]
