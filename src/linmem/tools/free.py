@@ -59,6 +59,8 @@ Options:
  -s N, --seconds N   repeat printing every N seconds
  -c N, --count N     repeat printing N times, then exit
  -w, --wide          wide output
+     --proc PATH     read PATH (a proc tree, e.g. one linmem run wrote)
+                       instead of /proc
 
      --help     display this help and exit
  -V, --version  output version information and exit

@@ -54,6 +54,8 @@ Options:
  -w, --wide             wide output
  -t, --timestamp        show timestamp
  -y, --no-first         skips first line of output
+     --proc <path>      read <path> (a proc tree, e.g. one linmem run
+                          wrote) instead of /proc
 
  -h, --help     display this help and exit
  -V, --version  output version information and exit
