@@ -104,8 +104,8 @@ def test_default_scenario():
     m = sc.machine
     assert (m.arch, m.ram, m.cpus, m.thp, m.lru) == ("x86_64", 4 * GiB, 2, "madvise", "classic")
     assert sc.sysctl.as_dict() == {}
-    assert [s.kind for s in sc.processes[0].steps] == ["sleep", "exit"]
-    assert sc.processes[0].program == "sleep"
+    assert [(e.time, e.snapshot) for e in sc.at if e.snapshot] == [(0.0, "boot"),
+                                                                   (1.0, "wider-watermarks")]
     assert parse_scenario(M + "processes: [{name: cat}]\n", "s.yaml").processes[0].program == "cat"
     assert sc.sample == 1.0
 
