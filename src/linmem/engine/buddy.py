@@ -859,8 +859,10 @@ def free_boot_range(S, z, start, end):
     """Models memblock_free_all() -> __free_pages_memory() for one range.
 
     The range is released in the largest aligned blocks that fit, to the tail of
-    the lists, as __free_pages_core(FPI_TO_TAIL) does at boot.
+    the lists, as __free_pages_core(FPI_TO_TAIL) does at boot, counted in
+    pgfree as __free_pages_ok counts them.
     """
+    S.events[PGFREE] += end - start
     pfn = start
     while pfn < end:
         order = MAX_PAGE_ORDER if pfn == 0 else min(MAX_PAGE_ORDER, _ffs(pfn))

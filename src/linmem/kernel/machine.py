@@ -152,6 +152,7 @@ class Machine:
     committed_as = 0              # vm_committed_as
     nr_forks = 0                  # processes created since boot (/proc/stat)
     nr_tasks = 0                  # tasks alive (/proc/loadavg)
+    nr_running = 0                # tasks running
     last_pid = 0
     kswapd_failures = 0           # pgdat->kswapd_failures
 

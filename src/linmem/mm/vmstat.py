@@ -127,3 +127,21 @@ THP_NODE_ITEMS = frozenset({
     "nr_shmem_hugepages", "nr_shmem_pmdmapped", "nr_file_hugepages",
     "nr_file_pmdmapped", "nr_anon_transparent_hugepages",
 })
+
+# Items a kernel shows only with some configuration: the x86-64 reference
+# kernel has them all; an i386 kernel of 6.18 has no NUMA (and so no NUMA
+# balancing or zone reclaim) and no PUD-sized THP.
+NUMA_ONLY = frozenset(NUMA_ITEMS) | {
+    "pgpromote_success", "pgpromote_candidate", "pgpromote_candidate_nrl",
+    "zone_reclaim_success", "zone_reclaim_failed", "numa_pte_updates",
+    "numa_huge_pte_updates", "numa_hint_faults", "numa_hint_faults_local",
+    "numa_pages_migrated",
+}
+X86_64_ONLY = frozenset({"thp_split_pud"})
+
+
+def item_exists(name: str, arch: str) -> bool:
+    """Whether a kernel of ``arch`` prints the counter ``name``."""
+    if arch == "i386":
+        return name not in NUMA_ONLY and name not in X86_64_ONLY
+    return True

@@ -120,7 +120,8 @@ def direct_map_kb(machine) -> list[tuple[str, int]]:
     ranges = [(s << 12, e << 12) for s, e in machine.layout.memory]
     if machine.arch == "i386":
         mapped = sum(max(0, min(e, 896 * mib) - s) for s, e in ranges)
-        return [("DirectMap4k:", first_4k >> 10), ("DirectMap2M:", (mapped - first_4k) >> 10)]
+        return [("DirectMap4k:", first_4k >> 10),
+                ("DirectMap2M:", -(-(mapped - first_4k) // (2 * mib)) * (2 * mib) >> 10)]
     size_1g = size_2m = 0
     for start, end in ranges:
         start = max(start, gib)                       # the first GiB is counted apart

@@ -21,7 +21,8 @@ def render_stat(machine) -> str:
     out += [cpu_line(f"cpu{c}", idle) for c in range(machine.nr_cpus)]
     out.append("intr 0\nctxt 0\n")
     out.append(f"btime {BTIME}\n")
-    out.append(f"processes {machine.nr_forks}\nprocs_running 1\nprocs_blocked 0\n")
+    out.append(f"processes {machine.nr_forks}\nprocs_running {machine.nr_running}\n"
+               "procs_blocked 0\n")
     out.append("softirq 0 0 0 0 0 0 0 0 0 0 0\n")
     return "".join(out)
 
@@ -33,7 +34,21 @@ def render_uptime(machine) -> str:
 
 def render_loadavg(machine) -> str:
     """fs/proc/loadavg.c for an idle machine."""
-    return f"0.00 0.00 0.00 1/{machine.nr_tasks} {machine.last_pid}\n"
+    return f"0.00 0.00 0.00 {machine.nr_running}/{machine.nr_tasks} {machine.last_pid}\n"
+
+
+def render_cpuinfo(machine) -> str:
+    """arch/x86/kernel/cpu/proc.c:show_cpuinfo, the leading fields of each CPU.
+
+    XXX: a generic x86-64 CPU; only the fields that describe the topology.
+    """
+    out = []
+    for cpu in range(machine.nr_cpus):
+        out.append(f"processor\t: {cpu}\nvendor_id\t: GenuineIntel\ncpu family\t: 6\n"
+                   f"model name\t: linmem virtual CPU\nphysical id\t: 0\n"
+                   f"siblings\t: {machine.nr_cpus}\ncore id\t\t: {cpu}\n"
+                   f"cpu cores\t: {machine.nr_cpus}\napicid\t\t: {cpu}\n\n")
+    return "".join(out)
 
 
 def render_swaps(machine) -> str:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from linmem.procfs.buddyinfo import render_buddyinfo, render_pagetypeinfo
 from linmem.procfs.meminfo import render_meminfo
-from linmem.procfs.misc import (render_loadavg, render_stat, render_swaps, render_uptime,
-                                sysctl_files)
+from linmem.procfs.misc import (render_cpuinfo, render_loadavg, render_stat, render_swaps,
+                                render_uptime, sysctl_files)
 from linmem.procfs.vmstat import render_vmstat
 from linmem.procfs.zoneinfo import render_zoneinfo
 
@@ -25,6 +25,7 @@ RENDERERS = {
     "uptime": render_uptime,
     "loadavg": render_loadavg,
     "swaps": render_swaps,
+    "cpuinfo": render_cpuinfo,
 }
 
 

@@ -10,7 +10,8 @@ allocstall_*, pgskip_*) follow the machine's zones.
 from __future__ import annotations
 
 from linmem.mm.page_writeback import global_dirty_limits
-from linmem.mm.vmstat import NODE_ITEMS, NUMA_ITEMS, THP_NODE_ITEMS, VM_EVENTS, ZONE_ITEMS
+from linmem.mm.vmstat import (NODE_ITEMS, NUMA_ITEMS, THP_NODE_ITEMS, VM_EVENTS, ZONE_ITEMS,
+                              item_exists)
 
 HPAGE_PMD_NR = 512
 _ZONE_EVENT_PREFIXES = ("pgalloc_", "allocstall_", "pgskip_")
@@ -45,13 +46,14 @@ def vmstat_values(machine) -> list[tuple[str, int]]:
     for i, name in enumerate(NODE_ITEMS):
         value = int(machine.node_stat[i])
         items.append((name, value // HPAGE_PMD_NR if name in THP_NODE_ITEMS else value))
+    items = [(n, v) for n, v in items if item_exists(n, machine.arch)]
     background, dirty = global_dirty_limits(machine)
     memmap = sum(r.pages for r in machine.layout.reserved if r.name == "memmap")
     items += [("nr_dirty_threshold", dirty), ("nr_dirty_background_threshold", background),
               ("nr_memmap_pages", 0), ("nr_memmap_boot_pages", memmap)]
     events = pa.S.events
     for i, name in enumerate(vm_event_names(pa.zone_names)):
-        if name is not None:
+        if name is not None and item_exists(name, machine.arch):
             items.append((name, int(events[i])))
     items.append(("nr_unstable", 0))
     return items

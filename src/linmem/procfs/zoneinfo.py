@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from linmem.engine import buddy as B
 from linmem.mm import mmzone
-from linmem.mm.vmstat import NODE_ITEMS, NR_FREE_PAGES, NUMA_ITEMS, THP_NODE_ITEMS, ZONE_ITEMS
+from linmem.mm.vmstat import (NODE_ITEMS, NR_FREE_PAGES, NUMA_ITEMS, THP_NODE_ITEMS, ZONE_ITEMS,
+                              item_exists)
 
 NODE = 0
 HPAGE_PMD_NR = 512
@@ -22,6 +23,8 @@ def _item(name: str, value: int) -> str:
 def _node_stats(machine) -> str:
     out = ["\n  per-node stats"]
     for i, name in enumerate(NODE_ITEMS):
+        if not item_exists(name, machine.arch):
+            continue
         value = int(machine.node_stat[i])
         out.append(_item(name, value // HPAGE_PMD_NR if name in THP_NODE_ITEMS else value))
     return "".join(out)
@@ -76,7 +79,8 @@ def render_zoneinfo(machine) -> str:
             out.append("\n")
             continue
         zstat = pa.S.zstat[z.zid]
-        out += [_item(name, int(zstat[i])) for i, name in enumerate(ZONE_ITEMS + NUMA_ITEMS)]
+        out += [_item(name, int(zstat[i])) for i, name in enumerate(ZONE_ITEMS + NUMA_ITEMS)
+                if item_exists(name, machine.arch)]
         out.append(_pagesets(machine, z))
         out.append(f"\n  node_unreclaimable:  {int(machine.node_unreclaimable)}"
                    f"\n  start_pfn:           {z.start_pfn}\n")
