@@ -73,3 +73,19 @@ def test_memmap_and_hash_formulas():
     assert memmap_pages([(1, 159), (256, 300)], 64) == 512
     # one bucket per 8 KiB (dentry) of low memory, rounded up to a power of two
     assert large_system_hash_pages(3 << 18, 13) == (1 << 19) * 8 // 4096
+
+
+def test_frame_table_fits_32_bytes_per_frame():
+    from linmem.mm.frames import BYTES_PER_FRAME, FrameTable
+    assert BYTES_PER_FRAME <= 32
+    assert FrameTable.zeros(1 << 20).nbytes() == BYTES_PER_FRAME << 20
+
+
+def test_one_tebibyte_machine_boots():
+    m = Machine(ram=1 << 40, cpus=8)
+    pa = m.page_alloc
+    assert m.totalram_pages == pa.nr_free_pages()
+    # the square-root rule (4 * sqrt(lowmem KiB) = 129944 KiB here, below the
+    # 256 MiB clamp) is above THP's recommendation, which never lowers it
+    from math import isqrt
+    assert m.sysctl["min_free_kbytes"] == min(isqrt(m.totalram_pages * 4 * 16), 262144)
