@@ -135,7 +135,7 @@ def test_watermark_test_is_strict(m8):
     mark = 1000
     reserve = int(S.zs[DMA32, B.ZS_LOWMEM_RESERVE + NORMAL])
     ok = lambda free, order=0, flags=0: B.zone_watermark_ok_free(  # noqa: E731
-        S, DMA32, order, mark, NORMAL, flags, free)
+        S.ref, DMA32, order, mark, NORMAL, flags, free)
     assert not ok(mark + reserve)
     assert ok(mark + reserve + 1)
     # order 1 cannot use one of its own pages: (1 << order) - 1 are unusable
@@ -152,15 +152,15 @@ def test_high_order_watermark_needs_a_free_block_of_that_order():
     m = fresh(ram=1 << 30)
     pa = m.page_alloc
     S = pa.S
-    big = lambda: B.zone_watermark_ok(S, DMA32, 10, 0, DMA32, 0)  # noqa: E731
+    big = lambda: B.zone_watermark_ok(S.ref, DMA32, 10, 0, DMA32, 0)  # noqa: E731
     assert big()
     # Take every order-10 block (and keep the order-9 ones), leaving plenty free.
     while S.nfree[DMA32, 10].sum():
         pfn = S.fhead[DMA32, 10, B.MIGRATE_MOVABLE]
-        B.page_del_and_expand(S, pfn, DMA32, 10, 10, B.MIGRATE_MOVABLE)
-        B.prep_new_page(S, pfn, DMA32, 10)
+        B.page_del_and_expand(S.ref, pfn, DMA32, 10, 10, B.MIGRATE_MOVABLE)
+        B.prep_new_page(S.ref, pfn, DMA32, 10)
     assert pa.nr_free_pages(DMA32) > 1000 and not big()       # free pages, but no order-10 block
-    assert B.zone_watermark_ok(S, DMA32, 9, 0, DMA32, 0)
+    assert B.zone_watermark_ok(S.ref, DMA32, 9, 0, DMA32, 0)
 
 
 def test_zonelist_fallback_honours_watermarks_and_lowmem_reserve():
@@ -176,7 +176,7 @@ def test_zonelist_fallback_honours_watermarks_and_lowmem_reserve():
         pfn = pa.alloc_pages(9, G.GFP_HIGHUSER_MOVABLE)
         if pfn is None:
             break
-        z = B.zone_of(S, pfn)
+        z = B.zone_of(S.ref, pfn)
         if not zones_seen or zones_seen[-1] != z:
             zones_seen.append(z)
     assert zones_seen == [NORMAL, DMA32, NORMAL, DMA32]   # fast path at low, slow path at min
@@ -187,7 +187,7 @@ def test_zonelist_fallback_honours_watermarks_and_lowmem_reserve():
     assert pa.nr_free_pages(DMA) == pa.managed[DMA]          # never touched
     assert pa.alloc_failures == 1
     # A GFP_DMA request may still use DMA: nothing is reserved against it.
-    assert B.zone_of(S, pa.alloc_pages(0, G.GFP_DMA | G.GFP_KERNEL)) == DMA
+    assert B.zone_of(S.ref, pa.alloc_pages(0, G.GFP_DMA | G.GFP_KERNEL)) == DMA
     m.check_invariants()
 
 
@@ -211,7 +211,7 @@ def test_atomic_high_order_allocation_reserves_a_highatomic_pageblock():
     flags = pa.gfp_to_alloc_flags(G.GFP_ATOMIC, 2)
     assert flags & B.ALLOC_HIGHATOMIC and flags & B.ALLOC_NON_BLOCK
     zl = pa.zonelist(DMA32)
-    pfn, zid = B.get_page_from_freelist(pa.S, zl, 2, B.MIGRATE_UNMOVABLE, DMA32, flags, 0)
+    pfn, zid = B.get_page_from_freelist(pa.S.ref, zl, 2, B.MIGRATE_UNMOVABLE, DMA32, flags, 0)
     assert pfn >= 0
     assert pa.pageblock_counts(zid)[B.MIGRATE_HIGHATOMIC] == 1
     assert pa.S.zs[zid, B.ZS_RESERVED_HIGHATOMIC] == 512
@@ -230,17 +230,17 @@ def test_fallback_boosts_the_watermark_and_wakes_kswapd():
     for order in (10, 9):
         while S.fhead[NORMAL, order, B.MIGRATE_MOVABLE] != -1:
             pfn = int(S.fhead[NORMAL, order, B.MIGRATE_MOVABLE])
-            B.page_del_and_expand(S, pfn, NORMAL, order, order, B.MIGRATE_MOVABLE)
+            B.page_del_and_expand(S.ref, pfn, NORMAL, order, order, B.MIGRATE_MOVABLE)
             q = order - 2
             for i in range(4):
-                B.prep_new_page(S, pfn + (i << q), NORMAL, q)
+                B.prep_new_page(S.ref, pfn + (i << q), NORMAL, q)
             pa.free_pages(pfn, q)
             pa.free_pages(pfn + (2 << q), q)
     m.check_invariants()
     assert S.nfree[NORMAL, 9:].sum() == 0
     zl = pa.zonelist(NORMAL)
     flags = B.ALLOC_WMARK_LOW | B.ALLOC_KSWAPD
-    pfn, zid = B.get_page_from_freelist(S, zl, 0, B.MIGRATE_RECLAIMABLE, NORMAL, flags, 0)
+    pfn, zid = B.get_page_from_freelist(S.ref, zl, 0, B.MIGRATE_RECLAIMABLE, NORMAL, flags, 0)
     assert zid == NORMAL
     assert S.zs[NORMAL, B.ZS_BOOST] == 512 and S.kswapd_wake[NORMAL] == 1
     assert pa.wmark(NORMAL, 1) == pa.watermarks()[NORMAL, 1] + 512

@@ -2,8 +2,9 @@
 
 The algorithms are those of mm/page_alloc.c (Linux 6.18); the Python side
 (``linmem.mm.page_alloc``) explains them and validates arguments. Everything
-here works on the arrays of a :class:`BuddyState` and on plain integers, so it
-compiles with numba and runs unchanged as Python under ``NUMBA_DISABLE_JIT=1``.
+here works on the arrays of the kernel state ``S`` (``linmem.engine.state``)
+and on plain integers, so it compiles with numba and runs unchanged as Python
+under ``NUMBA_DISABLE_JIT=1``.
 
 Lists are doubly linked through the frame arrays ``nxt``/``prv`` (the kernel's
 ``page->buddy_list`` and ``page->pcp_list`` overlay ``page->lru`` the same way),
@@ -12,8 +13,6 @@ pcp list). -1 ends a list.
 """
 
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import numpy as np
 
@@ -103,28 +102,6 @@ PCPF_FREE_HIGH_BATCH = 2
 WATERMARK_BOOST_FACTOR_DEFAULT = 15000
 
 
-class BuddyState(NamedTuple):
-    """The arrays the buddy kernels work on (one machine, one node)."""
-
-    flags: np.ndarray        # uint32[frames]
-    refcount: np.ndarray     # int32[frames]
-    order: np.ndarray        # int8[frames]
-    nxt: np.ndarray          # int32[frames]
-    prv: np.ndarray          # int32[frames]
-    pb_mt: np.ndarray        # uint8[pageblocks]
-    zs: np.ndarray           # int64[zones, NR_ZS_FIELDS]
-    fhead: np.ndarray        # int32[zones, orders, migratetypes]
-    ftail: np.ndarray        # int32[zones, orders, migratetypes]
-    nfree: np.ndarray        # int64[zones, orders, migratetypes] blocks per list
-    zstat: np.ndarray        # int64[zones, NR_ZONE_ITEMS]
-    events: np.ndarray       # int64[NR_VM_EVENTS]
-    pcp: np.ndarray          # int64[zones, cpus, NR_P_FIELDS]
-    phead: np.ndarray        # int32[zones, cpus, NR_PCP_LISTS]
-    ptail: np.ndarray        # int32[zones, cpus, NR_PCP_LISTS]
-    kswapd_wake: np.ndarray  # int64[zones]: kswapd wake requests (order+1), 0 = none
-    tunables: np.ndarray     # int64[4]: watermark_boost_factor, mobility grouping off, nr_zones
-
-
 T_BOOST_FACTOR = 0
 T_MOBILITY_DISABLED = 1
 
@@ -133,35 +110,38 @@ T_MOBILITY_DISABLED = 1
 # list primitives (include/linux/list.h on frame indices)
 
 @njit
-def _list_add(head, tail, nxt, prv, pfn, to_tail):
-    """Add ``pfn`` at the head (or tail) of the list whose ends are head[0]/tail[0]."""
-    if head[0] == -1:
-        head[0] = pfn
-        tail[0] = pfn
+def _list_add(head, tail, i, j, k, nxt, prv, pfn, to_tail):
+    """Add ``pfn`` at the head (or tail) of list head[i, j, k]/tail[i, j, k]."""
+    first = head[i, j, k]
+    if first == -1:
+        head[i, j, k] = pfn
+        tail[i, j, k] = pfn
         nxt[pfn] = -1
         prv[pfn] = -1
     elif to_tail:
-        prv[pfn] = tail[0]
+        last = tail[i, j, k]
+        prv[pfn] = last
         nxt[pfn] = -1
-        nxt[tail[0]] = pfn
-        tail[0] = pfn
+        nxt[last] = pfn
+        tail[i, j, k] = pfn
     else:
-        nxt[pfn] = head[0]
+        nxt[pfn] = first
         prv[pfn] = -1
-        prv[head[0]] = pfn
-        head[0] = pfn
+        prv[first] = pfn
+        head[i, j, k] = pfn
 
 
 @njit
-def _list_del(head, tail, nxt, prv, pfn):
+def _list_del(head, tail, i, j, k, nxt, prv, pfn):
+    """Unlink ``pfn`` from list head[i, j, k]/tail[i, j, k]."""
     n = nxt[pfn]
     p = prv[pfn]
     if p == -1:
-        head[0] = n
+        head[i, j, k] = n
     else:
         nxt[p] = n
     if n == -1:
-        tail[0] = p
+        tail[i, j, k] = p
     else:
         prv[n] = p
     nxt[pfn] = -1
@@ -188,16 +168,14 @@ def _add_to_free_list(S, pfn, z, order, mt, to_tail):
     S.order[pfn] = order
     if order >= PAGEBLOCK_ORDER and mt != MIGRATE_ISOLATE:
         S.zstat[z, NR_FREE_PAGES_BLOCKS] += 1 << order
-    _list_add(S.fhead[z, order, mt:mt + 1], S.ftail[z, order, mt:mt + 1],
-              S.nxt, S.prv, pfn, to_tail)
+    _list_add(S.fhead, S.ftail, z, order, mt, S.nxt, S.prv, pfn, to_tail)
     S.nfree[z, order, mt] += 1
 
 
 @njit
 def _del_from_free_list(S, pfn, z, order, mt):
     """Models __del_page_from_free_list() without the accounting."""
-    _list_del(S.fhead[z, order, mt:mt + 1], S.ftail[z, order, mt:mt + 1],
-              S.nxt, S.prv, pfn)
+    _list_del(S.fhead, S.ftail, z, order, mt, S.nxt, S.prv, pfn)
     S.flags[pfn] &= ~np.uint32(PG_buddy)
     S.order[pfn] = 0
     S.nfree[z, order, mt] -= 1
@@ -486,14 +464,12 @@ def pcp_allowed_order(order):
 @njit
 def _pcp_push(S, z, cpu, pindex, pfn, to_tail):
     S.flags[pfn] |= PG_pcp
-    _list_add(S.phead[z, cpu, pindex:pindex + 1], S.ptail[z, cpu, pindex:pindex + 1],
-              S.nxt, S.prv, pfn, to_tail)
+    _list_add(S.phead, S.ptail, z, cpu, pindex, S.nxt, S.prv, pfn, to_tail)
 
 
 @njit
 def _pcp_unlink(S, z, cpu, pindex, pfn):
-    _list_del(S.phead[z, cpu, pindex:pindex + 1], S.ptail[z, cpu, pindex:pindex + 1],
-              S.nxt, S.prv, pfn)
+    _list_del(S.phead, S.ptail, z, cpu, pindex, S.nxt, S.prv, pfn)
     S.flags[pfn] &= ~np.uint32(PG_pcp)
 
 

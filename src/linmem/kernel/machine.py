@@ -26,7 +26,6 @@ from linmem.mm import mmzone
 from linmem.mm.frames import FrameTable
 from linmem.mm.memblock import boot_layout
 from linmem.mm.page_alloc import PageAllocator
-from linmem.mm.vmstat import NR_NODE_ITEMS
 
 THP_MODES = ("never", "madvise", "always")
 
@@ -50,7 +49,7 @@ class Machine:
         self.layout = boot_layout(arch, ram, cpus)
         self.frames = FrameTable.zeros(self.layout.max_pfn)
         self.page_alloc = PageAllocator(self.layout, cpus, self.frames)
-        self.node_stat = np.zeros(NR_NODE_ITEMS, dtype=np.int64)
+        self.node_stat = self.page_alloc.S.node_stat
         self.sysctl: dict[str, object] = sysctl_table.defaults(arch)
         self.user_min_free_kbytes = -1
         self.page_alloc.boot()

@@ -139,8 +139,8 @@ def check_page_alloc(pa) -> None:
     S = pa.S
     cover = np.zeros(S.flags.shape[0], dtype=np.uint8)
     pages = np.zeros((S.zs.shape[0], B.MIGRATE_TYPES), dtype=np.int64)
-    for walk, args in ((_walk_free_lists, (S, cover, pages)), (_walk_pcp_lists, (S, cover)),
-                       (_cover_rest, (S, cover))):
+    for walk, args in ((_walk_free_lists, (S.ref, cover, pages)), (_walk_pcp_lists, (S.ref, cover)),
+                       (_cover_rest, (S.ref, cover))):
         code, where = walk(*args)
         if code != _OK:
             raise AssertionError(f"{_MESSAGES[code]} (pfn or zone {where}: "

@@ -49,7 +49,8 @@ from linmem.mm import gfp as G
 from linmem.mm import mmzone
 from linmem.mm.frames import PG_reserved, FrameTable
 from linmem.mm.memblock import PAGES_PER_SECTION, BootLayout
-from linmem.mm.vmstat import NR_FREE_PAGES, NR_VM_EVENTS, NR_ZONE_ITEMS, vm_event
+from linmem.engine.state import KernelState
+from linmem.mm.vmstat import NR_FREE_PAGES, NR_NODE_ITEMS, NR_VM_EVENTS, NR_ZONE_ITEMS, vm_event
 
 
 @dataclass
@@ -82,9 +83,11 @@ class PageAllocator:
         self.zones = [Zone(z, name, layout.zone_span(z)[0], layout.spanned(z),
                            layout.present(z)) for z, name in enumerate(layout.zone_names)]
         nz = len(self.zones)
-        self.S = B.BuddyState(
+        self.S = KernelState(
             flags=frames.flags, refcount=frames.refcount, order=frames.order,
-            nxt=frames.lru_next, prv=frames.lru_prev,
+            nxt=frames.lru_next, prv=frames.lru_prev, mapcount=frames.mapcount,
+            mapping=frames.mapping, index=frames.index, memcg=frames.memcg,
+            node_stat=np.zeros(NR_NODE_ITEMS, dtype=np.int64),
             pb_mt=np.full((frames.nr_frames >> B.PAGEBLOCK_ORDER) + 1, B.MIGRATE_MOVABLE,
                           dtype=np.uint8),
             zs=np.zeros((nz, B.NR_ZS_FIELDS), dtype=np.int64),
@@ -133,7 +136,7 @@ class PageAllocator:
             for z in self.zones:
                 lo, hi = max(start, z.start_pfn), min(end, z.end_pfn)
                 if lo < hi:
-                    B.free_boot_range(self.S, z.zid, lo, hi)
+                    B.free_boot_range(self.S.ref, z.zid, lo, hi)
         for z in self.zones:
             self.S.zs[z.zid, B.ZS_MANAGED] = self.S.zstat[z.zid, NR_FREE_PAGES]
 
@@ -247,7 +250,7 @@ class PageAllocator:
             return None
         mt = G.gfp_migratetype(gfp)
         flags = B.ALLOC_WMARK_LOW | self.alloc_flags_nofragment(int(zonelist[0]), gfp)
-        pfn, zid = B.get_page_from_freelist(self.S, zonelist, order, mt, highest, flags, cpu)
+        pfn, zid = B.get_page_from_freelist(self.S.ref, zonelist, order, mt, highest, flags, cpu)
         if pfn < 0:
             pfn, zid = self._slowpath(zonelist, order, gfp, mt, highest, cpu)
         self._service_kswapd()
@@ -267,14 +270,14 @@ class PageAllocator:
         flags = self.gfp_to_alloc_flags(gfp, order)
         if flags & B.ALLOC_KSWAPD:
             self.wake_all_kswapds(order, zonelist)
-        pfn, zid = B.get_page_from_freelist(self.S, zonelist, order, mt, highest, flags, cpu)
+        pfn, zid = B.get_page_from_freelist(self.S.ref, zonelist, order, mt, highest, flags, cpu)
         if pfn >= 0 or not gfp & G._GFP_DIRECT_RECLAIM:
             if pfn < 0:
                 self.alloc_failures += 1
             return pfn, zid
         self.S.events[vm_event("allocstall_dma") + highest] += 1
         self.drain_all_pages()
-        pfn, zid = B.get_page_from_freelist(self.S, zonelist, order, mt, highest, flags, cpu)
+        pfn, zid = B.get_page_from_freelist(self.S.ref, zonelist, order, mt, highest, flags, cpu)
         if pfn < 0:
             self.alloc_failures += 1
         return pfn, zid
@@ -301,14 +304,14 @@ class PageAllocator:
         """Free a block allocated with ``alloc_pages`` (models __free_pages())."""
         if not 0 <= pfn < self.frames.nr_frames:
             raise ValueError(f"pfn {pfn} is outside the machine")
-        if not B.free_pages(self.S, pfn, order, cpu):
+        if not B.free_pages(self.S.ref, pfn, order, cpu):
             raise ValueError(f"pfn {pfn} is not allocated (double free?)")
 
     def drain_all_pages(self) -> None:
         """Models drain_all_pages(): every cpu's pcp lists back to the buddy."""
         for z in self.zones:
             for cpu in range(self.nr_cpus):
-                B.drain_zone_cpu(self.S, z.zid, cpu)
+                B.drain_zone_cpu(self.S.ref, z.zid, cpu)
 
     # ------------------------------------------------------------- queries
 

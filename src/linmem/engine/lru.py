@@ -1,0 +1,74 @@
+"""Compiled kernels: the LRU lists of each lruvec (node x memcg).
+
+Five lists per lruvec (include/linux/mmzone.h enum lru_list): inactive anon,
+active anon, inactive file, active file, unevictable. A folio on a list has
+PG_lru; its list follows from its flags (folio_lru_list): unevictable if
+PG_unevictable, else active if PG_active, anon if PG_swapbacked. The lists link
+through the frames' ``lru_next``/``lru_prev``, head = most recently added.
+Sizes are kept in the node counters (nr_inactive_anon...) and, per zone, in
+nr_zone_inactive_anon...: the pages of a large folio all count.
+
+Reclaim (which scans these lists) is a later mechanism; here folios are added
+and removed.
+
+XXX: Linux batches additions per CPU (a folio_batch of 31 folios drained on
+overflow or by lru_add_drain); linmem adds at once, so the counters never lag.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from linmem.engine import buddy as B
+from linmem.engine.jit import njit
+from linmem.mm.frames import PG_active, PG_lru, PG_swapbacked, PG_unevictable
+from linmem.mm.vmstat import NR_ZONE_INACTIVE_ANON, node_item
+
+LRU_INACTIVE_ANON = 0
+LRU_ACTIVE_ANON = 1
+LRU_INACTIVE_FILE = 2
+LRU_ACTIVE_FILE = 3
+LRU_UNEVICTABLE = 4
+NR_LRU_LISTS = 5
+LRU_NAMES = ("inactive_anon", "active_anon", "inactive_file", "active_file", "unevictable")
+
+NR_INACTIVE_ANON = node_item("nr_inactive_anon")    # the five node items are consecutive
+
+
+@njit
+def folio_lru_list(M, pfn):
+    """Models folio_lru_list(): which list the folio's flags put it on."""
+    flags = M.flags[pfn]
+    if flags & PG_unevictable:
+        return LRU_UNEVICTABLE
+    lru = LRU_INACTIVE_FILE
+    if flags & PG_swapbacked:
+        lru = LRU_INACTIVE_ANON
+    if flags & PG_active:
+        lru += 1
+    return lru
+
+
+@njit
+def _account(M, pfn, lru, nr):
+    M.node_stat[NR_INACTIVE_ANON + lru] += nr
+    z = B.zone_of(M, pfn)
+    M.zstat[z, NR_ZONE_INACTIVE_ANON + lru] += nr
+
+
+@njit
+def lruvec_add_folio(M, pfn, nr_pages, memcg):
+    """Models lruvec_add_folio(): at the head of its list, PG_lru set."""
+    lru = folio_lru_list(M, pfn)
+    B._list_add(M.lru_head, M.lru_tail, memcg, 0, lru, M.nxt, M.prv, pfn, False)
+    M.flags[pfn] |= PG_lru
+    _account(M, pfn, lru, nr_pages)
+
+
+@njit
+def lruvec_del_folio(M, pfn, nr_pages, memcg):
+    """Models lruvec_del_folio(): off its list, PG_lru cleared."""
+    lru = folio_lru_list(M, pfn)
+    B._list_del(M.lru_head, M.lru_tail, memcg, 0, lru, M.nxt, M.prv, pfn)
+    M.flags[pfn] &= ~np.uint32(PG_lru)
+    _account(M, pfn, lru, -nr_pages)

@@ -1,0 +1,250 @@
+"""Page tables and page faults: demand paging, copy-on-write, THP, unmapping.
+
+A process's memory is mapped lazily. mmap only creates a VMA; the first access
+to each page faults, and the kernel decides what to map:
+
+* a read of anonymous memory maps the shared zero page (read-only);
+* a write maps a new zeroed page (do_anonymous_page), or, in a VMA eligible
+  for transparent huge pages, a whole 2 MiB folio with one fault
+  (do_huge_pmd_anonymous_page; a read maps the huge zero page);
+* a file page comes from the page cache, read from disk first if absent (a
+  major fault); a write to a private file mapping copies it (do_cow_fault);
+* a write to a present but write-protected page (do_wp_page) reuses it when
+  no one else holds it (wp_can_reuse_anon_folio: refcount 1), else copies it.
+  fork write-protects every private page on both sides, which is what makes
+  this copy-on-write.
+
+Every fault is counted: ``pgfault`` (and ``pgmajfault``) machine-wide, min_flt
+or maj_flt of the task. Page-table pages are allocated from the buddy
+allocator (GFP_PGTABLE_USER) and counted in PageTables and the mm's VmPTE.
+
+The compiled kernels live in ``linmem.engine.memory`` and
+``linmem.engine.pgtable``; this class owns their arrays, grows them, and runs
+the allocator's slow path when the compiled fast path cannot get a page.
+
+Deviations from Linux (``XXX``): no readahead or fault-around for file faults
+yet, shared anonymous memory (shmem) is not modelled, LRU additions are not
+batched per CPU, a PTE-mapped THP subpage is always copied on a write fault.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from linmem.engine import buddy as B
+from linmem.engine import memory as E
+from linmem.engine import pgtable as P
+from linmem.engine.lru import NR_LRU_LISTS
+from linmem.mm import gfp as G
+from linmem.mm.memblock import KERNEL_LOAD_PFN
+
+MAX_MEMCGS = 64
+THP_MODE = {"never": 0, "madvise": 1, "always": 2}
+
+
+class OutOfMemory(Exception):
+    """The allocator's slow path found no page for a fault (the OOM killer's case)."""
+
+
+class MemoryModel:
+    """The page tables and mappings of every process of one machine."""
+
+    def __init__(self, machine, tables: int = 256, mms: int = 16, tasks: int = 64):
+        self.machine = machine
+        pa = machine.page_alloc
+        self.pa = pa
+        user_zl = pa.zonelist(G.gfp_zone(G.GFP_HIGHUSER_MOVABLE, pa.zone_names))
+        kernel_zl = pa.zonelist(G.gfp_zone(G.GFP_KERNEL, pa.zone_names))
+        ctl = np.full(P.C_NR, -1, dtype=np.int64)
+        ctl[P.C_ZERO_PFN] = KERNEL_LOAD_PFN      # empty_zero_page lives in the kernel image
+        ctl[P.C_CPU] = 0
+        ctl[P.C_PT_NFREE] = 0
+        ctl[P.C_PT_NEXT] = 0
+        ctl[P.C_USE_ZERO_PAGE] = 1
+        ctl[P.C_THP_MODE] = THP_MODE[machine.thp]
+        self.K = pa.S
+        self.K.replace(
+            pt=np.zeros((tables, P.PTRS_PER_TABLE), dtype=np.int64),
+            pt_pfn=np.full(tables, -1, dtype=np.int64),
+            pt_free=np.zeros(tables, dtype=np.int64),
+            mm_stat=np.zeros((mms, P.NR_MM_STAT), dtype=np.int64),
+            task_stat=np.zeros((tasks, P.NR_TASK_STAT), dtype=np.int64),
+            lru_head=np.full((MAX_MEMCGS, 1, NR_LRU_LISTS), -1, dtype=np.int32),
+            lru_tail=np.full((MAX_MEMCGS, 1, NR_LRU_LISTS), -1, dtype=np.int32),
+            ctl=ctl,
+            pc=np.zeros(0, dtype=np.int32),
+            f_base=np.zeros(0, dtype=np.int64),
+            f_npages=np.zeros(0, dtype=np.int64),
+            zl_user=user_zl, zl_kernel=kernel_zl,
+            alloc=np.array([G.gfp_zone(G.GFP_HIGHUSER_MOVABLE, pa.zone_names),
+                            G.gfp_zone(G.GFP_KERNEL, pa.zone_names),
+                            B.ALLOC_WMARK_LOW | pa.alloc_flags_nofragment(int(user_zl[0]),
+                                                                          G.GFP_HIGHUSER_MOVABLE),
+                            B.ALLOC_WMARK_LOW | pa.alloc_flags_nofragment(int(kernel_zl[0]),
+                                                                          G.GFP_KERNEL)],
+                           dtype=np.int64),
+        )
+        self.free_mm_ids: list[int] = []
+        self.next_mm_id = 0
+        self.thp_gfp = G.GFP_TRANSHUGE_LIGHT
+
+    # ------------------------------------------------------------ growth
+
+    def _grow_tables(self) -> None:
+        K = self.K
+        n = K.pt.shape[0]
+        self.K.replace(pt=np.concatenate([K.pt, np.zeros_like(K.pt)]),
+                      pt_pfn=np.concatenate([K.pt_pfn, np.full(n, -1, dtype=np.int64)]),
+                      pt_free=np.concatenate([K.pt_free, np.zeros(n, dtype=np.int64)]))
+
+    def ensure_mm_rows(self, n: int) -> None:
+        if n > self.K.mm_stat.shape[0]:
+            rows = max(n, 2 * self.K.mm_stat.shape[0])
+            grown = np.zeros((rows, P.NR_MM_STAT), dtype=np.int64)
+            grown[:self.K.mm_stat.shape[0]] = self.K.mm_stat
+            self.K.replace(mm_stat=grown)
+
+    def ensure_task_rows(self, n: int) -> None:
+        if n > self.K.task_stat.shape[0]:
+            rows = max(n, 2 * self.K.task_stat.shape[0])
+            grown = np.zeros((rows, P.NR_TASK_STAT), dtype=np.int64)
+            grown[:self.K.task_stat.shape[0]] = self.K.task_stat
+            self.K.replace(task_stat=grown)
+
+    def register_file(self, npages: int) -> int:
+        """Give a file of ``npages`` pages its place in the page cache; its id."""
+        K = self.K
+        fid = K.f_base.shape[0]
+        base = K.pc.shape[0]
+        self.K.replace(pc=np.concatenate([K.pc, np.full(npages, -1, dtype=np.int32)]),
+                      f_base=np.append(K.f_base, base),
+                      f_npages=np.append(K.f_npages, npages))
+        return fid
+
+    # --------------------------------------------------- the memory loop
+
+    def _slowpath(self, thp_gfp: int) -> None:
+        """Get the page the compiled fast path could not, into its slot."""
+        K = self.K
+        kind = int(K.ctl[P.C_NEED_KIND])
+        cpu = int(K.ctl[P.C_CPU])
+        if kind == P.KIND_THP:
+            pfn = self.pa.alloc_pages(P.HPAGE_PMD_ORDER, thp_gfp, cpu)
+            K.ctl[P.C_PREALLOC_THP] = -2 if pfn is None else pfn
+            return
+        gfp = G.GFP_HIGHUSER_MOVABLE if kind == P.KIND_USER else G.GFP_PGTABLE_USER
+        pfn = self.pa.alloc_pages(0, gfp, cpu)
+        if pfn is None:
+            raise OutOfMemory("no page for a fault or a page table")
+        K.ctl[P.C_PREALLOC_USER if kind == P.KIND_USER else P.C_PREALLOC_KERNEL] = pfn
+
+    def _resumable(self, call, thp_gfp: int = G.GFP_TRANSHUGE_LIGHT):
+        """Run ``call(M)`` -> (status, position) until it needs nothing more."""
+        while True:
+            status, position = call(self.K.ref)
+            if status == P.NEED_PAGE:
+                self._slowpath(thp_gfp)
+            elif status == P.NEED_TABLES:
+                self._grow_tables()
+            else:
+                return status, position
+
+    def _release_prealloc(self) -> None:
+        """Pages preallocated for a retry that did not need them go back."""
+        K = self.K
+        for slot, order in ((P.C_PREALLOC_USER, 0), (P.C_PREALLOC_KERNEL, 0),
+                            (P.C_PREALLOC_THP, P.HPAGE_PMD_ORDER)):
+            if K.ctl[slot] >= 0:
+                self.pa.free_pages(int(K.ctl[slot]), order)
+            K.ctl[slot] = -1
+
+    # ---------------------------------------------------------- mm_struct
+
+    def new_mm(self) -> int:
+        """A new address space: its id, with a PGD (models mm_alloc -> pgd_alloc)."""
+        mm = self.free_mm_ids.pop() if self.free_mm_ids else self.next_mm_id
+        if mm == self.next_mm_id:
+            self.next_mm_id += 1
+        self.ensure_mm_rows(mm + 1)
+        self.K.mm_stat[mm] = 0
+
+        def call(M):
+            tid, st = P.alloc_table(M)
+            return st, tid
+        status, tid = self._resumable(call)
+        self.K.mm_stat[mm, P.MM_PGD] = tid
+        return mm
+
+    def free_mm(self, mm: int) -> None:
+        """Models mmdrop -> pgd_free: the PGD goes, the id is reused."""
+        P.free_table(self.K.ref, int(self.K.mm_stat[mm, P.MM_PGD]))
+        self.K.mm_stat[mm] = 0
+        self.free_mm_ids.append(mm)
+
+    # --------------------------------------------------------------- faults
+
+    def access(self, mm: int, pid: int, vas: np.ndarray, write: bool, vmas: np.ndarray,
+               memcg: int = 0, cpu: int = 0) -> tuple[int, int]:
+        """Replay accesses of one task; (status, index of a SEGV or len(vas)).
+
+        Models the MMU and handle_mm_fault for each address in ``vas``.
+        """
+        self.K.ctl[P.C_CPU] = cpu
+        vas = np.ascontiguousarray(vas, dtype=np.int64)
+        thp_gfp = self.thp_gfp_for(vmas)
+        state = {"start": 0}
+
+        def call(M):
+            status, k = E.access_pages(M, vmas, mm, pid, vas, write, state["start"], memcg)
+            state["start"] = k
+            return status, k
+        try:
+            return self._resumable(call, thp_gfp)
+        finally:
+            self._release_prealloc()
+
+    def thp_gfp_for(self, vmas: np.ndarray) -> int:
+        """Models vma_thp_gfp_mask() with defrag "madvise": MADV_HUGEPAGE regions
+        may reclaim and compact for a huge page, others only try."""
+        if len(vmas) and (vmas[:, E.V_FLAGS] & E.VM_HUGEPAGE).any():
+            return G.GFP_TRANSHUGE
+        return G.GFP_TRANSHUGE_LIGHT
+
+    # ------------------------------------------------------------ unmapping
+
+    def zap(self, mm: int, start: int, end: int) -> None:
+        """Drop every mapping in [start, end) (models zap_page_range_single)."""
+        E.zap_range(self.K.ref, mm, start, end)
+
+    def free_pgtables(self, mm: int, start: int, end: int, floor: int, ceiling: int) -> None:
+        E.free_pgtables(self.K.ref, mm, start, end, floor, ceiling)
+
+    def copy_range(self, src_mm: int, dst_mm: int, start: int, end: int) -> None:
+        """Copy the PTEs of a private VMA for fork (models copy_page_range)."""
+        state = {"va": start}
+
+        def call(M):
+            status, va = E.copy_range(M, src_mm, dst_mm, state["va"], end)
+            state["va"] = va
+            return status, va
+        try:
+            self._resumable(call)
+        finally:
+            self._release_prealloc()
+
+    # ------------------------------------------------------------- queries
+
+    def rss(self, mm: int) -> tuple[int, int, int, int]:
+        """(file, anon, swap entries, shmem) pages of an mm (get_mm_counter)."""
+        row = self.K.mm_stat[mm]
+        return (int(row[P.MM_FILEPAGES]), int(row[P.MM_ANONPAGES]), int(row[P.MM_SWAPENTS]),
+                int(row[P.MM_SHMEMPAGES]))
+
+    def pgtables_bytes(self, mm: int) -> int:
+        """Models mm_pgtables_bytes(): PTE, PMD and PUD tables (not the PGD)."""
+        row = self.K.mm_stat[mm]
+        return int(row[P.MM_NR_PTES] + row[P.MM_NR_PMDS] + row[P.MM_NR_PUDS]) << 12
+
+    def faults(self, pid: int) -> tuple[int, int]:
+        row = self.K.task_stat[pid]
+        return int(row[P.T_MIN_FLT]), int(row[P.T_MAJ_FLT])
