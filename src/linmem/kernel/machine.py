@@ -52,6 +52,8 @@ class Machine:
         self.node_stat = self.page_alloc.S.node_stat
         self.sysctl: dict[str, object] = sysctl_table.defaults(arch)
         self.user_min_free_kbytes = -1
+        self.committed_as = 0                 # vm_committed_as, in pages
+        self.aslr = False                     # address randomisation (from the seed)
         self.page_alloc.boot()
         self._boot_initcalls()
         for name, value in (sysctl or {}).items():
@@ -148,7 +150,6 @@ class Machine:
     total_swap_pages = 0          # SwapTotal
     nr_swap_pages = 0             # SwapFree
     nr_blockdev_pages = 0         # Buffers
-    committed_as = 0              # vm_committed_as
     nr_forks = 0                  # processes created since boot (/proc/stat)
     nr_tasks = 0                  # tasks alive (/proc/loadavg)
     nr_running = 0                # tasks running

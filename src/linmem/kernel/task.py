@@ -1,0 +1,249 @@
+"""Processes: task_struct, mm_struct, and their life cycle (fork, exec, exit, wait).
+
+A process (``Task``) has a PID, a parent, children, a name (comm) and an
+address space (``MM``). The address space is two things kept in step: the
+VMAs (``linmem.mm.vma.VmaTree``: what is mapped, with what rights) and the
+page tables (``linmem.mm.memory.MemoryModel``: which pages are there).
+
+* **exec** (fs/exec.c: begin_new_exec -> exec_mmap) gives the task a new,
+  empty mm, lays the program out (``linmem.mm.mmap.exec_image``: stack,
+  segments, ld.so, vDSO, shared libraries), then drops the old mm (mmput);
+* **fork** (kernel/fork.c: copy_process -> dup_mm -> dup_mmap) copies every
+  VMA, charging VM_ACCOUNT ones against the commit limit, and the page tables
+  of private VMAs with anonymous pages (copy_page_range: both sides
+  write-protected, the pages shared copy-on-write);
+* **exit** (kernel/exit.c: do_exit -> exit_mm -> mmput -> exit_mmap) unmaps
+  everything and frees the page tables; the task stays a zombie until its
+  parent waits for it, which adds its faults to the parent's cmin_flt/cmaj_flt.
+
+Memory shared between address spaces is shared for real: the pages of a
+library's text are the page cache's, mapped by every process that maps the
+library, and their mapcount says by how many (PSS divides by it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from linmem.mm import mmap as mmaplib
+from linmem.mm.memory import MemoryModel
+from linmem.mm.util import vm_enough_memory
+from linmem.mm.vma import VM_SHARED, MappedFile, Unmapped, VmaTree
+
+KERNEL_STACK_KB = 16            # THREAD_SIZE on x86-64
+TASK_SIZE_TOP = 1 << 47
+
+
+@dataclass(eq=False)
+class MM:
+    """An address space: its VMAs and its page tables (``id`` in the memory model)."""
+
+    id: int
+    vmas: VmaTree
+    _rows: np.ndarray | None = None
+    _rows_generation: int = -1
+
+    def rows(self, file_id) -> np.ndarray:
+        """The VMAs as the int64 rows the compiled fault code takes (cached)."""
+        if self._rows is None or self._rows_generation != self.vmas.generation:
+            rows = self.vmas.rows(file_id)
+            self._rows = np.array(rows, dtype=np.int64).reshape(-1, 6)
+            self._rows_generation = self.vmas.generation
+        return self._rows
+
+
+@dataclass(eq=False)
+class Task:
+    """A process (one thread): task_struct as far as memory needs it."""
+
+    pid: int
+    ppid: int
+    comm: str
+    cmdline: list[str]
+    mm: MM | None
+    start_time: float = 0.0
+    state: str = "R"                  # R running, S sleeping, Z zombie
+    exit_code: int = 0
+    exit_signal: int = 0
+    children: list[int] = field(default_factory=list)
+    oom_score_adj: int = 0
+    cgroup: str = "/"
+    cmin_flt: int = 0
+    cmaj_flt: int = 0
+    program: str = ""
+
+
+class Kernel:
+    """The processes of one machine and the system calls that change their memory."""
+
+    def __init__(self, machine):
+        self.machine = machine
+        self.mem = MemoryModel(machine)
+        self.tasks: dict[int, Task] = {}
+        self.last_pid = 0
+        self.files: dict[str, MappedFile] = {}
+        self.file_ids: dict[int, int] = {}
+
+    # ------------------------------------------------------------ files
+
+    def open_file(self, image) -> MappedFile:
+        """One ``struct file`` per path, shared by every mapping of it (so the
+        page cache, and PSS, see one file)."""
+        path = image.path if hasattr(image, "path") else str(image)
+        if path not in self.files:
+            self.files[path] = image.open() if hasattr(image, "open") else MappedFile(path, 0)
+        return self.files[path]
+
+    def file_id(self, file) -> int:
+        """The page-cache id of a file (registered at first use); -1 for none."""
+        if file is None or getattr(file, "size", None) is None:
+            return -1
+        key = id(file)
+        if key not in self.file_ids:
+            self.file_ids[key] = self.mem.register_file(-(-file.size // 4096))
+        return self.file_ids[key]
+
+    # --------------------------------------------------------------- mm
+
+    def new_mm(self) -> MM:
+        """mm_alloc(): an empty VMA tree with the machine's limits and hooks."""
+        mm_id = self.mem.new_mm()
+        mm = MM(mm_id, None)
+        sysctl = self.machine.sysctl
+        mm.vmas = VmaTree(int(sysctl["max_map_count"]),
+                          account=lambda pages: self._account(mm, pages),
+                          unaccount=self._unaccount,
+                          overcommit_memory=int(sysctl["overcommit_memory"]),
+                          thp=True, unmap_hook=lambda un: self._unmapped(mm, un))
+        return mm
+
+    def _account(self, mm: MM, pages: int) -> bool:
+        """security_vm_enough_memory_mm() for a change of ``mm`` (root tasks)."""
+        return vm_enough_memory(self.machine, mm.vmas.total_vm, pages, cap_sys_admin=True)
+
+    def _unaccount(self, pages: int) -> None:
+        self.machine.committed_as -= pages
+
+    def _unmapped(self, mm: MM, un: Unmapped) -> None:
+        """VMAs left the tree: zap their pages, free the page tables nobody needs."""
+        for vma in un.vmas:
+            self.mem.zap(mm.id, vma.start, vma.end)
+        ceiling = un.ceiling if un.ceiling is not None else TASK_SIZE_TOP
+        self.mem.free_pgtables(mm.id, un.start, un.end, un.floor, ceiling)
+
+    def mmput(self, mm: MM) -> None:
+        """Models mmput -> exit_mmap: unmap everything, free the tables and the PGD."""
+        mm.vmas.exit_mmap()
+        self.mem.free_pgtables(mm.id, 0, TASK_SIZE_TOP, 0, TASK_SIZE_TOP)
+        self.mem.free_mm(mm.id)
+
+    # -------------------------------------------------------------- tasks
+
+    def alloc_pid(self) -> int:
+        """alloc_pid(): the next PID (PIDs are not reused in a run)."""
+        self.last_pid += 1
+        self.mem.ensure_task_rows(self.last_pid + 1)
+        self.mem.K.task_stat[self.last_pid] = 0
+        return self.last_pid
+
+    def spawn(self, program, argv: list[str] | None = None, ppid: int = 0,
+              comm: str | None = None, **attrs) -> Task:
+        """A new process running ``program`` (fork of a launcher, then exec)."""
+        pid = self.alloc_pid()
+        task = Task(pid, ppid, comm or "", argv or [], None,
+                    start_time=self.machine.clock, **attrs)
+        self.tasks[pid] = task
+        if ppid in self.tasks:
+            self.tasks[ppid].children.append(pid)
+        self.exec(task, program, argv)
+        self.machine.nr_forks += 1
+        self._update_counts()
+        return task
+
+    def exec(self, task: Task, program, argv: list[str] | None = None) -> None:
+        """Models execve(): a new address space replaces the old one."""
+        image = program if isinstance(program, mmaplib.ElfImage) else mmaplib.builtin_image(program)
+        mm = self.new_mm()
+        argv = argv or [image.path]
+        rng = None if not self.machine.aslr else self.machine.rng
+        mmaplib.exec_image(mm.vmas, image, argv, rng=rng, open_file=self.open_file)
+        old = task.mm
+        task.mm = mm
+        task.program = image.path
+        task.cmdline = list(argv)
+        task.comm = (task.comm or image.path.rsplit("/", 1)[-1])[:15]
+        if old is not None:
+            self.mmput(old)
+
+    def fork(self, parent: Task, comm: str | None = None) -> Task:
+        """Models copy_process -> dup_mm: a child with a copy of the address
+        space (private anonymous memory shared copy-on-write)."""
+        child_mm = self.new_mm()
+        pairs = parent.mm.vmas.dup_mmap(child_mm.vmas)
+        for src, dst in pairs:
+            if _vma_needs_copy(src):
+                self.mem.copy_range(parent.mm.id, child_mm.id, dst.start, dst.end)
+        pid = self.alloc_pid()
+        child = Task(pid, parent.pid, comm or parent.comm, list(parent.cmdline), child_mm,
+                     start_time=self.machine.clock, oom_score_adj=parent.oom_score_adj,
+                     cgroup=parent.cgroup, program=parent.program)
+        self.tasks[pid] = child
+        parent.children.append(pid)
+        self.machine.nr_forks += 1
+        self._update_counts()
+        return child
+
+    def exit(self, task: Task, code: int = 0, signal: int = 0) -> None:
+        """Models do_exit: the address space goes, the task becomes a zombie."""
+        if task.mm is not None:
+            self.mmput(task.mm)
+            task.mm = None
+        task.state = "Z"
+        task.exit_code = code
+        task.exit_signal = signal
+        for pid in task.children:                       # orphans go to init (none here)
+            if pid in self.tasks:
+                self.tasks[pid].ppid = 0
+        self._update_counts()
+
+    def reap(self, parent: Task, child: Task) -> None:
+        """Models wait_task_zombie: the parent collects the child's faults."""
+        minflt, majflt = self.mem.faults(child.pid)
+        parent.cmin_flt += minflt + child.cmin_flt
+        parent.cmaj_flt += majflt + child.cmaj_flt
+        parent.children.remove(child.pid)
+        del self.tasks[child.pid]
+        self._update_counts()
+
+    def _update_counts(self) -> None:
+        m = self.machine
+        live = [t for t in self.tasks.values() if t.state != "Z"]
+        m.nr_tasks = len(live)
+        m.nr_running = sum(1 for t in live if t.state == "R")
+        m.last_pid = self.last_pid
+        m.node_stat[_NR_KERNEL_STACK] = KERNEL_STACK_KB * len(live)
+
+    # ------------------------------------------------------------ access
+
+    def access(self, task: Task, vas: np.ndarray, write: bool) -> tuple[int, int]:
+        """The task touches ``vas``: (status, index reached); -3 is SIGSEGV."""
+        mm = task.mm
+        if write and len(vas):
+            # vmf_anon_prepare(): a write fault in a private VMA needs its anon_vma
+            for vma in mm.vmas.vmas_in(int(vas.min()), int(vas.max()) + 1):
+                if vma.anon_vma is None and not vma.flags & VM_SHARED:
+                    mm.vmas.anon_vma_prepare(vma)
+        return self.mem.access(mm.id, task.pid, vas, write, mm.rows(self.file_id),
+                               cpu=task.pid % self.machine.nr_cpus)
+
+
+def _vma_needs_copy(vma) -> bool:
+    """Models vma_needs_copy(): private VMAs that have anonymous pages."""
+    return not (vma.flags & VM_SHARED) and vma.anon_vma is not None
+
+
+from linmem.mm.vmstat import node_item  # noqa: E402
+
+_NR_KERNEL_STACK = node_item("nr_kernel_stack")

@@ -1,0 +1,37 @@
+"""The OOM killer's measure of a process (mm/oom_kill.c, fs/proc/base.c).
+
+``oom_badness`` is what the OOM killer compares: the pages a process would
+give back if killed (resident pages, swap entries, page tables), shifted by
+oom_score_adj in thousandths of all memory (RAM + swap). /proc/PID/oom_score
+maps it onto 0..2000. Victim selection and killing come with reclaim.
+"""
+
+from __future__ import annotations
+
+OOM_SCORE_ADJ_MIN = -1000
+LONG_MIN = -(1 << 63)
+
+
+def oom_badness(kernel, task, totalpages: int) -> int:
+    """Models mm/oom_kill.c:oom_badness (LONG_MIN: never to be chosen)."""
+    if task.mm is None or task.oom_score_adj == OOM_SCORE_ADJ_MIN:
+        return LONG_MIN
+    file, anon, swap, shmem = kernel.mem.rss(task.mm.id)
+    points = file + anon + shmem + swap + kernel.mem.pgtables_bytes(task.mm.id) // 4096
+    return points + task.oom_score_adj * (totalpages // 1000)
+
+
+def oom_score(kernel, task) -> int:
+    """Models fs/proc/base.c:proc_oom_score: (1000 + badness * 1000 / totalpages) * 2 / 3."""
+    m = kernel.machine
+    totalpages = m.totalram_pages + m.total_swap_pages
+    badness = oom_badness(kernel, task, totalpages)
+    if badness == LONG_MIN:
+        return 0
+    return _trunc_div((1000 + _trunc_div(badness * 1000, totalpages)) * 2, 3)
+
+
+def _trunc_div(a: int, b: int) -> int:
+    """C division of signed longs: towards zero."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
