@@ -1,0 +1,1 @@
+"""Measure the real kernel's page faults (see harness.py)."""
