@@ -28,7 +28,7 @@ def run(scenario, out, seed):
       linmem run
       linmem run examples/zones.yaml --out out/zones
     """
-    from linmem.kernel.runner import run_scenario, write_outputs
+    from linmem.workload.runner import run_scenario, write_outputs
     from linmem.workload.scenario import default_scenario, load_scenario
 
     scen = load_scenario(scenario) if scenario else default_scenario()

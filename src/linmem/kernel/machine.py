@@ -54,6 +54,7 @@ class Machine:
         self.user_min_free_kbytes = -1
         self.committed_as = 0                 # vm_committed_as, in pages
         self.aslr = False                     # address randomisation (from the seed)
+        self._kernel = None
         self.page_alloc.boot()
         self._boot_initcalls()
         for name, value in (sysctl or {}).items():
@@ -160,6 +161,14 @@ class Machine:
     def node_unreclaimable(self) -> bool:
         """pgdat->kswapd_failures >= MAX_RECLAIM_RETRIES."""
         return self.kswapd_failures >= 16
+
+    @property
+    def kernel(self):
+        """The processes and their address spaces (created at first use)."""
+        if self._kernel is None:
+            from linmem.kernel.task import Kernel
+            self._kernel = Kernel(self)
+        return self._kernel
 
     @property
     def totalram_pages(self) -> int:

@@ -116,7 +116,8 @@ class Kernel:
                           account=lambda pages: self._account(mm, pages),
                           unaccount=self._unaccount,
                           overcommit_memory=int(sysctl["overcommit_memory"]),
-                          thp=True, unmap_hook=lambda un: self._unmapped(mm, un))
+                          thp=True, cap_ipc_lock=True,
+                          unmap_hook=lambda un: self._unmapped(mm, un))
         return mm
 
     def _account(self, mm: MM, pages: int) -> bool:

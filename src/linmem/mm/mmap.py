@@ -697,7 +697,12 @@ def builtin_image(name: str) -> ElfImage:
 def ld_so_anon_maps(program: str) -> tuple[int, int]:
     """Sizes of ld.so's early allocation and static TLS mappings for a program."""
     data = _builtin_data()["ld_so"]["anon_maps"]
-    sizes = data.get(program) or data.get(resolve_path(program), [8192, 12288])
+    sizes = data.get(program)
+    if sizes is None:
+        try:
+            sizes = data.get(resolve_path(program), [8192, 12288])
+        except KeyError:                      # a program that is not built in
+            sizes = [8192, 12288]
     return sizes[0], sizes[1]
 
 

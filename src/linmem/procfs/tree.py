@@ -10,6 +10,7 @@ from pathlib import Path
 
 from linmem.procfs.buddyinfo import render_buddyinfo, render_pagetypeinfo
 from linmem.procfs.meminfo import render_meminfo
+from linmem.procfs.pid import pid_files
 from linmem.procfs.misc import (render_cpuinfo, render_loadavg, render_stat, render_swaps,
                                 render_uptime, sysctl_files)
 from linmem.procfs.vmstat import render_vmstat
@@ -29,10 +30,25 @@ RENDERERS = {
 }
 
 
+class Symlink(str):
+    """A proc entry that is a symbolic link (``self``) to the path it holds."""
+
+
 def proc_files(machine) -> dict[str, str]:
-    """Relative path -> text of every file of the machine's /proc."""
+    """Relative path -> text of every file of the machine's /proc.
+
+    Processes that have exited (zombies) have no directory, as in SCENARIO.md;
+    ``self`` links to the first live process.
+    """
     files = {name: render(machine) for name, render in RENDERERS.items()}
     files.update({f"sys/vm/{name}": text for name, text in sysctl_files(machine).items()})
+    kernel = machine._kernel
+    if kernel is not None:
+        live = [t for t in kernel.tasks.values() if t.state != "Z"]
+        for task in sorted(live, key=lambda t: t.pid):
+            files.update(pid_files(kernel, task))
+        if live:
+            files["self"] = Symlink(str(min(t.pid for t in live)))
     return files
 
 
@@ -41,4 +57,7 @@ def write_tree(files: dict[str, str], root: Path) -> None:
     for rel, text in sorted(files.items()):
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        if isinstance(text, Symlink):
+            path.symlink_to(str(text))
+        else:
+            path.write_text(text)

@@ -1,0 +1,234 @@
+"""Running a scenario: boot the machine, run its processes and timed events.
+
+The runner owns simulated time. It boots the machine from the scenario's
+``machine`` and ``sysctl`` sections, starts each process at its ``start`` time
+(exec of its program), and then always runs the step that is due first: a
+process step when the process is ready (steps of one process run in order,
+each taking simulated time), or an ``at`` event at its time. Ties go to
+``at`` events, then to process starts, then to the lowest PID, so a scenario
+and its seed always give the same run. ``wait`` blocks until the named child
+has exited (and reaps it). A process that runs out of steps exits with 0.
+
+Time model (seconds of simulated time, documented here and in docs/):
+
+=====================  =========================================
+memory access (hit)     ``T_ACCESS`` = 5 ns per page access
+minor fault             ``T_MINOR`` = 0.5 us
+major fault             ``T_MAJOR`` = 80 us (a 4 KiB read of an SSD)
+system call             ``T_SYSCALL`` = 1 us (mmap, munmap, brk, madvise...)
+fork                    ``T_FORK`` = 50 us + 0.1 us per page table entry copied
+exec                    ``T_EXEC`` = 200 us
+=====================  =========================================
+
+Errors of the program (not of the scenario) are events, as on a real
+machine: ENOMEM from mmap, brk, malloc or fork makes the process exit with
+status 1 (as a program that checks malloc does); a bad access kills it with
+SIGSEGV; a fault for which no page can be found kills it with SIGKILL.
+XXX: reclaim and the OOM killer are not modelled yet, so that is the whole
+of "out of memory" for now.
+
+Outputs are collected in memory (:class:`RunResult`) and written by
+:func:`write_outputs` into a fresh directory that replaces the target only once
+complete, so a run that fails leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import io
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from linmem.errors import InputError
+from linmem.kernel.machine import Machine
+from linmem.procfs.meminfo import meminfo_fields
+from linmem.procfs.tree import proc_files, write_tree
+from linmem.procfs.vmstat import vmstat_values
+from linmem.workload import steps as S
+
+T_SAMPLE_EPS = 1e-12
+
+
+@dataclass
+class RunResult:
+    """Everything a run produced."""
+
+    machine: Machine
+    final: dict[str, str]
+    snapshots: dict[str, dict[str, str]] = field(default_factory=dict)
+    events: list[dict] = field(default_factory=list)
+    timeline: list[dict] = field(default_factory=list)
+    processes: list[dict] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """Totals of the run (summary.json)."""
+        m = self.machine
+        ev = dict(vmstat_values(m))
+        return {
+            "name": m.name,
+            "seed": m.seed,
+            "seconds": round(m.clock, 6),
+            "machine": {"arch": m.arch, "ram_bytes": m.ram, "cpus": m.nr_cpus,
+                        "mem_total_kb": m.totalram_pages << 2,
+                        "min_free_kbytes": int(m.sysctl["min_free_kbytes"])},
+            "faults": {"minor": ev["pgfault"] - ev["pgmajfault"], "major": ev["pgmajfault"]},
+            "pswpin": ev["pswpin"], "pswpout": ev["pswpout"], "oom_kill": ev["oom_kill"],
+            "allocation_failures": m.page_alloc.alloc_failures,
+            "processes": self.processes,
+        }
+
+
+def _sample(machine: Machine) -> dict:
+    row = {"time": round(machine.clock, 6)}
+    row.update({label.rstrip(":"): kb for label, kb in meminfo_fields(machine)})
+    row.update(dict(vmstat_values(machine)))
+    return row
+
+
+class Run:
+    """One run of a scenario: the event loop over processes and ``at`` events."""
+
+    def __init__(self, scenario):
+        self.scenario = scenario
+        self.machine = Machine.from_scenario(scenario)
+        self.result = RunResult(machine=self.machine, final={})
+        self.queue: list[tuple] = []           # (time, kind, order, payload)
+        self.order = 0
+        self.next_sample = 0.0
+        self.procs: dict[int, S.Proc] = {}
+
+    def push(self, time: float, kind: int, payload) -> None:
+        """Queue work at ``time``; ``kind`` orders ties: 0 at-event, 1 start, 2 step."""
+        self.order += 1
+        heapq.heappush(self.queue, (time, kind, self.order, payload))
+
+    def run(self) -> RunResult:
+        sc = self.scenario
+        for event in sc.at:
+            self.push(event.time, 0, event)
+        for i, proc in enumerate(sc.processes):
+            self.push(proc.start, 1, (i, proc))
+        while self.queue:
+            time, kind, _order, payload = heapq.heappop(self.queue)
+            self._advance(time)
+            if kind == 0:
+                self._at_event(payload)
+            elif kind == 1:
+                self._start(*payload)
+            else:
+                self._step(payload)
+        self._advance(self.machine.clock)
+        self.result.final = proc_files(self.machine)
+        self.result.processes = [p.summary() for p in self.procs.values()]
+        return self.result
+
+    def _advance(self, time: float) -> None:
+        """Move the clock to ``time``, sampling the timeline on the way."""
+        m = self.machine
+        while self.next_sample <= time + T_SAMPLE_EPS:
+            m.clock = self.next_sample
+            self.result.timeline.append(_sample(m))
+            self.next_sample += self.scenario.sample
+        m.clock = max(m.clock, time)
+
+    # ------------------------------------------------------------- events
+
+    def _at_event(self, event) -> None:
+        if event.snapshot is not None:
+            self.snapshot(event.snapshot)
+            return
+        self.sysctl(event.sysctl.as_dict(), f"at {event.time:g}s")
+
+    def snapshot(self, name: str) -> None:
+        self.result.snapshots[name] = proc_files(self.machine)
+        self.event("snapshot", name=name)
+
+    def sysctl(self, values: dict, where: str) -> None:
+        for name, value in values.items():
+            try:
+                self.machine.write_sysctl(f"vm.{name}", value)
+            except ValueError as err:
+                raise InputError(f"{where}: sysctl", str(err)) from None
+            self.event("sysctl", name=f"vm.{name}", value=value)
+
+    def event(self, kind: str, **fields) -> None:
+        self.result.events.append({"time": round(self.machine.clock, 9), "event": kind, **fields})
+
+    # ---------------------------------------------------------- processes
+
+    def _start(self, index: int, spec) -> None:
+        where = f"{self.scenario.source or '<scenario>'}: processes[{index}]"
+        proc = S.start_process(self, spec, where)
+        self.procs[proc.task.pid] = proc
+        self.push(self.machine.clock + S.T_EXEC, 2, proc)
+
+    def add_child(self, proc: "S.Proc") -> None:
+        self.procs[proc.task.pid] = proc
+        self.push(self.machine.clock, 2, proc)
+
+    def _step(self, proc: "S.Proc") -> None:
+        if proc.done or proc.blocked:
+            return
+        cost = S.run_step(self, proc)
+        if not proc.done and not proc.blocked:
+            self.push(self.machine.clock + cost, 2, proc)
+
+    def wake(self, proc: "S.Proc") -> None:
+        """A blocked process may go on (its child exited)."""
+        proc.blocked = False
+        self.push(self.machine.clock, 2, proc)
+
+
+def run_scenario(scenario) -> RunResult:
+    """Run a validated scenario and return what it produced."""
+    return Run(scenario).run()
+
+
+def _timeline_csv(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def write_outputs(result: RunResult, out: Path) -> None:
+    """Write the run's outputs to ``out`` (SCENARIO.md "Outputs"), atomically.
+
+    Everything is written into a temporary sibling directory which then takes
+    the place of ``out``. An existing ``out`` is replaced only if it is empty
+    or holds an earlier run (it has a summary.json).
+    """
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir())
+                                              and not (out / "summary.json").exists())):
+        raise InputError(str(out), "exists and is not an earlier linmem output; "
+                         "choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        write_tree(result.final, tmp / "proc")
+        for name, files in result.snapshots.items():
+            write_tree(files, tmp / "snapshots" / name / "proc")
+        (tmp / "timeline.csv").write_text(_timeline_csv(result.timeline))
+        (tmp / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in result.events))
+        (tmp / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
+        os.chmod(tmp, 0o755)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            os.rename(out, old)
+            os.rename(tmp, out)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+

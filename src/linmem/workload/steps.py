@@ -1,0 +1,413 @@
+"""The steps of a scenario process, as system calls and memory accesses.
+
+Each step of SCENARIO.md becomes what a program doing it would make the
+kernel do: ``mmap`` is mmap(2) (anonymous private unless ``shared`` or a
+``file``), ``brk`` grows the heap by that much (sbrk), ``malloc``/``free`` go
+through the libc model, ``touch`` accesses pages of a region in a pattern
+(each page access a load or a store), ``madvise``/``mlock``/``munmap`` act on a
+whole region, ``fork`` starts a child that runs its own steps, ``wait`` reaps a
+child, ``exec`` replaces the program, ``exit`` ends the process.
+
+Regions are named by ``as``, or ``heap`` (start_brk..brk), ``stack``, ``text``
+(the program's executable mapping) and ``data`` (its writable mapping).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from linmem.errors import InputError
+from linmem.mm import mmap as mmaplib
+from linmem.mm import vma as V
+from linmem.mm.memory import OutOfMemory
+from linmem.workload.libc import Libc
+
+T_ACCESS = 5e-9
+T_MINOR = 0.5e-6
+T_MAJOR = 80e-6
+T_SYSCALL = 1e-6
+T_FORK = 50e-6
+T_EXEC = 200e-6
+PAGE = 4096
+
+SEGV = -3                          # the access status of a SIGSEGV
+PROTS = {"none": V.PROT_NONE, "r": V.PROT_READ, "w": V.PROT_WRITE, "x": V.PROT_EXEC}
+ADVICE = {"normal": V.MADV_NORMAL, "random": V.MADV_RANDOM, "sequential": V.MADV_SEQUENTIAL,
+          "willneed": V.MADV_WILLNEED, "dontneed": V.MADV_DONTNEED,
+          "hugepage": V.MADV_HUGEPAGE, "nohugepage": V.MADV_NOHUGEPAGE,
+          "populate_read": V.MADV_POPULATE_READ, "populate_write": V.MADV_POPULATE_WRITE}
+
+
+class ProcessEnded(Exception):
+    """The process exited or was killed in the middle of a step."""
+
+
+@dataclass(eq=False)
+class Proc:
+    """A scenario process: its task, its steps and what its steps named."""
+
+    task: object
+    steps: list
+    where: str
+    name: str
+    pc: int = 0
+    done: bool = False
+    blocked: bool = False
+    waiting_for: str | None = None
+    regions: dict = field(default_factory=dict)      # name -> (addr, length)
+    allocs: dict = field(default_factory=dict)       # name -> libc Allocation
+    children: dict = field(default_factory=dict)     # name -> Proc
+    parent: "Proc | None" = None
+    libc: Libc | None = None
+    peak_rss_kb: int = 0
+    exit_status: str = ""
+    minflt: int = 0
+    majflt: int = 0
+
+    def summary(self) -> dict:
+        t = self.task
+        return {"pid": t.pid, "name": self.name, "ppid": t.ppid,
+                "minor_faults": self.minflt, "major_faults": self.majflt,
+                "peak_rss_kb": self.peak_rss_kb, "exit": self.exit_status}
+
+
+# -------------------------------------------------------------------- programs
+
+def program_image(run, name: str, where: str) -> mmaplib.ElfImage:
+    """The ELF image of a scenario program or a built-in one."""
+    programs = run.scenario.programs
+    if name in programs:
+        return synthetic_image(name, programs[name], where)
+    try:
+        return mmaplib.builtin_image(name)
+    except KeyError:
+        raise InputError(f"{where}.program", f"unknown program {name!r}: define it under "
+                         f"`programs` or use a built-in one "
+                         f"({', '.join(mmaplib.builtin_images())})") from None
+
+
+def synthetic_image(name: str, prog, where: str) -> mmaplib.ElfImage:
+    """A PIE program with the sizes a scenario gives: headers (R), text (R E),
+    rodata (R), data and bss (RW), linked against ``libs`` by ld-linux."""
+    align = lambda n: (n + PAGE - 1) & ~(PAGE - 1)  # noqa: E731
+    off = PAGE
+    segs = [mmaplib.ElfSegment(0, 0, PAGE, PAGE, "R")]
+    segs.append(mmaplib.ElfSegment(off, off, prog.text, prog.text, "R E"))
+    off += align(prog.text)
+    if prog.rodata:
+        segs.append(mmaplib.ElfSegment(off, off, prog.rodata, prog.rodata, "R"))
+        off += align(prog.rodata)
+    segs.append(mmaplib.ElfSegment(off, off, max(prog.data, 1), max(prog.data, 1) + prog.bss,
+                                   "RW"))
+    for lib in prog.libs:
+        try:
+            mmaplib.builtin_image(lib)
+        except KeyError:
+            raise InputError(f"{where}.libs", f"unknown library {lib!r}") from None
+    return mmaplib.ElfImage(f"/usr/bin/{name}", "DYN", tuple(segs), None,
+                            "/lib64/ld-linux-x86-64.so.2", tuple(prog.libs), None,
+                            off + align(max(prog.data, 1)), (0xfe, 0), 100000 + len(name))
+
+
+def start_process(run, spec, where: str) -> Proc:
+    """A scenario process: spawn it running its program."""
+    kernel = run.machine.kernel
+    image = program_image(run, spec.program, where)
+    task = kernel.spawn(image, [image.path.rsplit("/", 1)[-1]], comm=spec.name,
+                        oom_score_adj=spec.oom_score_adj, cgroup=spec.cgroup)
+    proc = Proc(task, list(spec.steps), where, spec.name)
+    _after_exec(run, proc)
+    run.event("exec", pid=task.pid, name=spec.name, program=image.path)
+    return proc
+
+
+def _after_exec(run, proc: Proc) -> None:
+    proc.regions = {}
+    proc.allocs = {}
+    proc.libc = new_libc(proc.task)
+
+
+def new_libc(task) -> Libc:
+    """A libc working on ``task``'s address space (sbrk, mmap, munmap)."""
+    def sbrk(increment: int) -> int:
+        mm = task.mm.vmas
+        old = mm.brk
+        if increment and mmaplib.sys_brk(mm, old + increment) == old:
+            raise V.SyscallError("ENOMEM", "brk")
+        return old
+
+    def mmap(length: int) -> int:
+        return mmaplib.vm_mmap(task.mm.vmas, None, 0, length, V.PROT_READ | V.PROT_WRITE,
+                               V.MAP_PRIVATE | V.MAP_ANONYMOUS)
+
+    def munmap(addr: int, length: int) -> None:
+        mmaplib.vm_munmap(task.mm.vmas, addr, length)
+    return Libc(sbrk, mmap, munmap)
+
+
+# ----------------------------------------------------------------------- steps
+
+def run_step(run, proc: Proc) -> float:
+    """Run the next step of ``proc``; the simulated time it took."""
+    if proc.pc >= len(proc.steps):
+        do_exit(run, proc, 0)
+        return 0.0
+    step = proc.steps[proc.pc]
+    where = f"{proc.where}.steps[{proc.pc}].{step.kind}"
+    handler = HANDLERS.get(step.kind)
+    if handler is None:
+        raise InputError(where, f"step {step.kind!r} needs a part of the model this version "
+                         "does not have yet")
+    proc.pc += 1
+    try:
+        cost = handler(run, proc, step.args, where)
+    except V.SyscallError as err:
+        run.event(err.errno_name, pid=proc.task.pid, step=step.kind, message=err.message)
+        do_exit(run, proc, 1)
+        return T_SYSCALL
+    except OutOfMemory:
+        run.event("oom", pid=proc.task.pid, step=step.kind,
+                  message="no page for a fault (the OOM killer is not modelled yet)")
+        do_exit(run, proc, 0, signal=9)
+        return 0.0
+    except ProcessEnded:
+        return 0.0
+    _note_rss(run, proc)
+    return cost
+
+
+def _note_rss(run, proc: Proc) -> None:
+    if proc.task.mm is not None:
+        file, anon, _swap, shmem = run.machine.kernel.mem.rss(proc.task.mm.id)
+        proc.peak_rss_kb = max(proc.peak_rss_kb, (file + anon + shmem) << 2)
+
+
+def region(run, proc: Proc, name: str, where: str) -> tuple[int, int]:
+    """(address, length) of a named region of the process."""
+    mm = proc.task.mm.vmas
+    if name in proc.regions:
+        return proc.regions[name]
+    if name in proc.allocs:
+        a = proc.allocs[name]
+        return (a.addr, a.size)
+    if name == "heap":
+        return (mm.start_brk, mm.brk - mm.start_brk)
+    if name == "stack":
+        v = mm.find_vma(mm.start_stack)
+        return (v.start, v.end - v.start)
+    if name in ("text", "data"):
+        perms = "r-xp" if name == "text" else "rw-p"
+        for v in mm.vmas():
+            if v.file is not None and v.start >= mm.start_code and v.perms() == perms:
+                return (v.start, v.end - v.start)
+    raise InputError(where, f"no region {name!r} in this process")
+
+
+def _access(run, proc: Proc, vas: np.ndarray, write: bool) -> float:
+    """Touch ``vas``; the time it took. SIGSEGV ends the process."""
+    kernel = run.machine.kernel
+    before = kernel.mem.faults(proc.task.pid)
+    status, where = kernel.access(proc.task, vas, write)
+    after = kernel.mem.faults(proc.task.pid)
+    minor, major = after[0] - before[0], after[1] - before[1]
+    cost = len(vas) * T_ACCESS + minor * T_MINOR + major * T_MAJOR
+    if status == SEGV:
+        run.event("segfault", pid=proc.task.pid, address=hex(int(vas[where])), write=write)
+        do_exit(run, proc, 0, signal=11)
+        raise ProcessEnded()
+    return cost
+
+
+def touch_addresses(run, proc: Proc, args, where: str) -> tuple[np.ndarray, bool]:
+    """The page addresses a ``touch`` step accesses, in order."""
+    start, length = region(run, proc, args.region, where)
+    npages = max(1, int(length * args.fraction) // PAGE)
+    base = start & ~(PAGE - 1)
+    rng = run.machine.rng
+    count = args.count if args.count is not None else npages
+    if args.pattern == "sequential":
+        idx = np.arange(count, dtype=np.int64) % npages
+    elif args.pattern == "random":
+        idx = rng.integers(0, npages, size=count, dtype=np.int64)
+    elif args.pattern == "stride":
+        step = max(1, args.stride // PAGE)
+        idx = (np.arange(count, dtype=np.int64) * step) % npages
+    else:
+        ranks = np.arange(1, npages + 1, dtype=np.float64)
+        weights = ranks ** -args.alpha
+        idx = rng.choice(npages, size=count, p=weights / weights.sum()).astype(np.int64)
+    idx = np.tile(idx, args.passes)
+    return base + idx * PAGE, args.write
+
+
+def step_touch(run, proc, args, where) -> float:
+    vas, write = touch_addresses(run, proc, args, where)
+    return _access(run, proc, vas, write)
+
+
+def step_mmap(run, proc, args, where) -> float:
+    prot = 0
+    for letter in args.prot if args.prot != "none" else "":
+        prot |= PROTS[letter]
+    mm = proc.task.mm.vmas
+    flags = V.MAP_SHARED if args.shared else V.MAP_PRIVATE
+    file = None
+    length = args.size
+    if args.file is not None:
+        size = run.scenario.files.get(args.file)
+        if size is None:
+            raise InputError(f"{where}.file", f"no file {args.file!r} under `files`")
+        file = run.machine.kernel.open_file(V.MappedFile(args.file, size))
+        length = length or size
+    else:
+        flags |= V.MAP_ANONYMOUS
+    addr = mmaplib.vm_mmap(mm, file, 0, length, prot, flags)
+    proc.regions[args.as_] = (addr, length)
+    run.event("mmap", pid=proc.task.pid, region=args.as_, address=hex(addr), length=length)
+    return T_SYSCALL
+
+
+def step_munmap(run, proc, name, where) -> float:
+    addr, length = region(run, proc, name, where)
+    mmaplib.vm_munmap(proc.task.mm.vmas, addr, length)
+    proc.regions.pop(name, None)
+    return T_SYSCALL
+
+
+def step_brk(run, proc, size, where) -> float:
+    proc.libc.sbrk(size)
+    return T_SYSCALL
+
+
+def step_malloc(run, proc, args, where) -> float:
+    proc.allocs[args.as_] = proc.libc.malloc(args.size)
+    return T_SYSCALL
+
+
+def step_free(run, proc, name, where) -> float:
+    if name not in proc.allocs:
+        raise InputError(where, f"{name!r} was not allocated with malloc")
+    proc.libc.free(proc.allocs.pop(name))
+    return T_SYSCALL
+
+
+def step_madvise(run, proc, args, where) -> float:
+    if args.advice not in ADVICE:
+        raise InputError(f"{where}.advice", f"madvise {args.advice!r} needs a part of the "
+                         "model this version does not have yet")
+    addr, length = region(run, proc, args.region, where)
+    advice = ADVICE[args.advice]
+    ranges = proc.task.mm.vmas.madvise(addr & ~(PAGE - 1), length, advice)
+    kernel = run.machine.kernel
+    cost = T_SYSCALL
+    for _vma, start, end in ranges:
+        if advice == V.MADV_DONTNEED:
+            kernel.mem.zap(proc.task.mm.id, start, end)      # zap_page_range_single
+        elif advice in (V.MADV_POPULATE_READ, V.MADV_POPULATE_WRITE):
+            cost += _access(run, proc, np.arange(start, end, PAGE, dtype=np.int64),
+                            advice == V.MADV_POPULATE_WRITE)
+    return cost
+
+
+def step_mlock(run, proc, name, where) -> float:
+    """mlock(2): lock the region and fault it in (populate_vma_page_range:
+    writable private memory is faulted for write, breaking COW)."""
+    addr, length = region(run, proc, name, where)
+    cost = T_SYSCALL
+    for vma, start, end in proc.task.mm.vmas.mlock(addr, length):
+        write = (vma.flags & (V.VM_WRITE | V.VM_SHARED)) == V.VM_WRITE
+        cost += _access(run, proc, np.arange(start, end, PAGE, dtype=np.int64), write)
+    return cost
+
+
+def step_fork(run, proc, args, where) -> float:
+    kernel = run.machine.kernel
+    child_task = kernel.fork(proc.task, comm=args.name)
+    child = Proc(child_task, list(args.steps), f"{where}", args.name, parent=proc,
+                 regions=dict(proc.regions), allocs=dict(proc.allocs))
+    _after_fork_libc(child, proc)
+    proc.children[args.name] = child
+    run.add_child(child)
+    run.event("fork", pid=proc.task.pid, child=child_task.pid, name=args.name)
+    pages = sum(v.pages for v in proc.task.mm.vmas.vmas())
+    return T_FORK + pages * 1e-10
+
+
+def _after_fork_libc(child: Proc, parent: Proc) -> None:
+    """The child's libc is a copy of the parent's, working on the child's mm."""
+    child.libc = new_libc(child.task)
+    a = parent.libc.arena
+    child.libc.arena.heap_start, child.libc.arena.top, child.libc.arena.end = \
+        a.heap_start, a.top, a.end
+    child.libc.arena.free_chunks = list(a.free_chunks)
+
+
+def step_wait(run, proc, name, where) -> float:
+    child = proc.children.get(name)
+    if child is None:
+        raise InputError(where, f"no child named {name!r}")
+    if child.task.state == "Z":
+        _reap(run, proc, child)
+        return T_SYSCALL
+    proc.blocked = True
+    proc.waiting_for = name
+    proc.pc -= 1                      # run the wait again once woken
+    return 0.0
+
+
+def _reap(run, parent: Proc, child: Proc) -> None:
+    run.machine.kernel.reap(parent.task, child.task)
+    del parent.children[child.name]
+    run.event("reap", pid=parent.task.pid, child=child.task.pid)
+
+
+def step_exec(run, proc, args, where) -> float:
+    image = program_image(run, args.program, where)
+    run.machine.kernel.exec(proc.task, image, [image.path.rsplit("/", 1)[-1]])
+    _after_exec(run, proc)
+    run.event("exec", pid=proc.task.pid, program=image.path)
+    return T_EXEC
+
+
+def step_sleep(run, proc, seconds, where) -> float:
+    return float(seconds)
+
+
+def step_snapshot(run, proc, name, where) -> float:
+    run.snapshot(name)
+    return 0.0
+
+
+def step_sysctl(run, proc, values, where) -> float:
+    run.sysctl(values.as_dict(), where)
+    return T_SYSCALL
+
+
+def step_exit(run, proc, code, where) -> float:
+    do_exit(run, proc, code)
+    return 0.0
+
+
+def do_exit(run, proc: Proc, code: int, signal: int = 0) -> None:
+    """The process ends: exit_mm, then its parent (if waiting) wakes."""
+    if proc.done:
+        return
+    kernel = run.machine.kernel
+    proc.minflt, proc.majflt = kernel.mem.faults(proc.task.pid)
+    kernel.exit(proc.task, code, signal)
+    proc.done = True
+    proc.exit_status = f"signal {signal}" if signal else f"code {code}"
+    run.event("exit", pid=proc.task.pid, name=proc.name, code=code, signal=signal)
+    parent = proc.parent
+    if parent is not None and parent.blocked and parent.waiting_for == proc.name:
+        run.wake(parent)
+
+
+HANDLERS = {
+    "touch": step_touch, "mmap": step_mmap, "munmap": step_munmap, "brk": step_brk,
+    "malloc": step_malloc, "free": step_free, "madvise": step_madvise, "mlock": step_mlock,
+    "fork": step_fork, "wait": step_wait, "exec": step_exec, "sleep": step_sleep,
+    "snapshot": step_snapshot, "sysctl": step_sysctl, "exit": step_exit,
+}
