@@ -383,11 +383,37 @@ def split_huge_pmd(M, pmd_t, va):
 
 
 @njit
-def do_huge_pmd_wp_page(M, pmd_t, va, entry):
-    """Models do_huge_pmd_wp_page(): reuse a THP only this mapping holds (one
-    fault for 2 MiB), else split the PMD and let the PTE level copy 4 KiB."""
+def do_huge_zero_wp_pmd(M, V, vi, mm, pmd_t, va, entry, memcg):
+    """Models do_huge_zero_wp_pmd() (6.13+): a write to the huge zero page
+    allocates a THP for the whole 2 MiB, one fault; FALLBACK without one."""
+    if M.ctl[C_PREALLOC_THP] == -2:
+        M.ctl[C_PREALLOC_THP] = -1
+        return FALLBACK
+    pfn = alloc_frame(M, KIND_THP)
+    if pfn < 0:
+        return NEED_PAGE
+    haddr = va & ~np.int64((1 << PMD_SHIFT) - 1)
+    new_anon_folio(M, pfn, HPAGE_PMD_NR, V[vi, V_ANON], haddr >> PAGE_SHIFT,
+                   V[vi, V_FLAGS], memcg)
+    M.mm_stat[mm, MM_ANONPAGES] += HPAGE_PMD_NR
+    dep = pmd_deposit(entry)
+    M.pt[pmd_t, table_index(va, PMD_SHIFT)] = (dep << DEP_SHIFT) | mk_entry(
+        pfn, _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_PSE | _PAGE_ACCESSED | _PAGE_DIRTY)
+    M.events[THP_FAULT_ALLOC] += 1
+    return MINOR
+
+
+@njit
+def do_huge_pmd_wp_page(M, V, vi, mm, pmd_t, va, entry, memcg):
+    """Models do_huge_pmd_wp_page(): the huge zero page gets a THP of its own;
+    a THP only this mapping holds is reused (one fault for 2 MiB); otherwise
+    the PMD is split and the PTE level copies 4 KiB."""
     pi = table_index(va, PMD_SHIFT)
-    if not (entry & _PAGE_SPECIAL):
+    if entry & _PAGE_SPECIAL:
+        r = do_huge_zero_wp_pmd(M, V, vi, mm, pmd_t, va, entry, memcg)
+        if r != FALLBACK:
+            return r
+    else:
         head = pte_pfn(entry)
         if M.refcount[head] == 1:
             M.pt[pmd_t, pi] = entry | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED
@@ -414,7 +440,7 @@ def handle_mm_fault(M, V, vi, mm, va, write, memcg):
     elif pe & _PAGE_PSE:
         if not write or pe & _PAGE_RW:
             return HIT
-        r = do_huge_pmd_wp_page(M, pmd_t, va, pe)
+        r = do_huge_pmd_wp_page(M, V, vi, mm, pmd_t, va, pe, memcg)
         if r != FALLBACK:
             return r
     pte_t, st = walk_pte(M, mm, va, True)

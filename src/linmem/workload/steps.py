@@ -35,7 +35,7 @@ PAGE = 4096
 SEGV = -3                          # the access status of a SIGSEGV
 PROTS = {"none": V.PROT_NONE, "r": V.PROT_READ, "w": V.PROT_WRITE, "x": V.PROT_EXEC}
 ADVICE = {"normal": V.MADV_NORMAL, "random": V.MADV_RANDOM, "sequential": V.MADV_SEQUENTIAL,
-          "willneed": V.MADV_WILLNEED, "dontneed": V.MADV_DONTNEED,
+          "willneed": V.MADV_WILLNEED, "dontneed": V.MADV_DONTNEED, "free": V.MADV_FREE,
           "hugepage": V.MADV_HUGEPAGE, "nohugepage": V.MADV_NOHUGEPAGE,
           "populate_read": V.MADV_POPULATE_READ, "populate_write": V.MADV_POPULATE_WRITE}
 
@@ -261,6 +261,9 @@ def step_mmap(run, proc, args, where) -> float:
             raise InputError(f"{where}.file", f"no file {args.file!r} under `files`")
         file = run.machine.kernel.open_file(V.MappedFile(args.file, size))
         length = length or size
+    elif args.shared:
+        raise InputError(f"{where}.shared", "shared anonymous memory is shmem, which this "
+                         "version does not model yet")
     else:
         flags |= V.MAP_ANONYMOUS
     addr = mmaplib.vm_mmap(mm, file, 0, length, prot, flags)
@@ -305,6 +308,10 @@ def step_madvise(run, proc, args, where) -> float:
     for _vma, start, end in ranges:
         if advice == V.MADV_DONTNEED:
             kernel.mem.zap(proc.task.mm.id, start, end)      # zap_page_range_single
+        elif advice == V.MADV_FREE:
+            # madvise_free_pte_range: the pages stay mapped until reclaim
+            # finds them clean. XXX: the lazy-free LRU move comes with reclaim.
+            pass
         elif advice in (V.MADV_POPULATE_READ, V.MADV_POPULATE_WRITE):
             cost += _access(run, proc, np.arange(start, end, PAGE, dtype=np.int64),
                             advice == V.MADV_POPULATE_WRITE)

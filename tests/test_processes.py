@@ -1,0 +1,210 @@
+"""Processes against the real kernel's numbers: demand paging, fork and
+copy-on-write, THP, madvise, mlock, brk, overcommit; and the per-process views.
+
+The real numbers come from tests/data/realkernel/faults-6.18.json, measured
+on the reference machines by tests/realkernel (getrusage around each phase).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from linmem.kernel.machine import Machine
+from linmem.mm import mmap as mmaplib
+from linmem.mm import vma as V
+from linmem.mm.vmstat import node_item
+from linmem.procfs.pid import pid_files
+
+RECORDED = json.loads((Path(__file__).parent / "data/realkernel/faults-6.18.json").read_text())
+MiB = 1 << 20
+
+
+def real(experiment: str, phase: str) -> int:
+    return RECORDED["results"][experiment]["phases"][phase]["minflt"]
+
+
+class Proc:
+    """A process of a fresh machine, driven through the kernel API."""
+
+    def __init__(self, machine=None, program="/usr/bin/sleep"):
+        self.m = machine or Machine(ram=2 << 30)
+        self.k = self.m.kernel
+        self.task = self.k.spawn(program, ["sleep", "100"])
+
+    def mmap(self, size, prot=V.PROT_READ | V.PROT_WRITE, flags=V.MAP_PRIVATE | V.MAP_ANONYMOUS):
+        return mmaplib.vm_mmap(self.task.mm.vmas, None, 0, size, prot, flags)
+
+    def faults_of(self, task, fn):
+        before = self.k.mem.faults(task.pid)[0]
+        fn()
+        return self.k.mem.faults(task.pid)[0] - before
+
+    def touch(self, task, addr, size, write=True):
+        status, _ = self.k.access(task, np.arange(addr, addr + size, 4096), write)
+        assert status == 0
+
+    def madvise(self, addr, size, advice):
+        return self.task.mm.vmas.madvise(addr, size, advice)
+
+
+SIZES = [4, 16, 64]
+
+
+@pytest.mark.parametrize("mib", SIZES)
+@pytest.mark.parametrize("huge", [False, True])
+def test_first_touch_and_read_then_write(mib, huge):
+    suffix = " hugepage" if huge else ""
+    p = Proc()
+    a = p.mmap(mib * MiB)
+    if huge:
+        p.madvise(a, mib * MiB, V.MADV_HUGEPAGE)
+    assert p.faults_of(p.task, lambda: p.touch(p.task, a, mib * MiB)) == \
+        real(f"anon-first-touch {mib}M{suffix}", "touch")
+    b = p.mmap(mib * MiB)
+    if huge:
+        p.madvise(b, mib * MiB, V.MADV_HUGEPAGE)
+    exp = f"anon-read-then-write {mib}M{suffix}"
+    assert p.faults_of(p.task, lambda: p.touch(p.task, b, mib * MiB, write=False)) == \
+        real(exp, "read")
+    assert p.faults_of(p.task, lambda: p.touch(p.task, b, mib * MiB)) == real(exp, "write")
+
+
+@pytest.mark.parametrize("mib", SIZES)
+@pytest.mark.parametrize("fraction", [0.25, 0.5, 1.0])
+@pytest.mark.parametrize("huge", [False, True])
+def test_fork_copy_on_write(mib, fraction, huge):
+    exp = f"fork-cow {mib}M {fraction}" + (" hugepage" if huge else "")
+    p = Proc()
+    size = mib * MiB
+    a = p.mmap(size)
+    if huge:
+        p.madvise(a, size, V.MADV_HUGEPAGE)
+    assert p.faults_of(p.task, lambda: p.touch(p.task, a, size)) == real(exp, "parent-touch")
+    child = p.k.fork(p.task)
+    assert p.faults_of(child, lambda: p.touch(child, a, size, write=False)) == \
+        real(exp, "child-read")
+    part = int(size * fraction)
+    assert p.faults_of(child, lambda: p.touch(child, a, part)) == real(exp, "child-write")
+    p.k.exit(child)
+    p.k.reap(p.task, child)
+    assert p.faults_of(p.task, lambda: p.touch(p.task, a, size)) == real(exp, "parent-rewrite")
+    p.m.check_invariants()
+
+
+@pytest.mark.parametrize("mib", SIZES)
+def test_madvise_dontneed_and_free(mib):
+    p = Proc()
+    size = mib * MiB
+    exp = f"madvise-dontneed {mib}M"
+    a = p.mmap(size)
+    assert p.faults_of(p.task, lambda: p.touch(p.task, a, size)) == real(exp, "touch")
+    for _v, s, e in p.madvise(a, size, V.MADV_DONTNEED):
+        p.k.mem.zap(p.task.mm.id, s, e)
+    assert p.k.mem.rss(p.task.mm.id)[1] == 0
+    assert p.faults_of(p.task, lambda: p.touch(p.task, a, size)) == real(exp, "touch-again")
+
+
+@pytest.mark.parametrize("mib", SIZES)
+def test_mlock_faults_everything_in(mib):
+    p = Proc()
+    size = mib * MiB
+    a = p.mmap(size)
+
+    def mlock():
+        for vma, s, e in p.task.mm.vmas.mlock(a, size):
+            p.touch(p.task, s, e - s, write=True)
+    assert p.faults_of(p.task, mlock) == real(f"mlock {mib}M", "mlock")
+    assert p.faults_of(p.task, lambda: p.touch(p.task, a, size)) == real(f"mlock {mib}M", "touch")
+    assert p.task.mm.vmas.locked_vm == size // 4096
+
+
+def test_pss_of_a_page_shared_by_n_processes_is_a_nth():
+    m = Machine(ram=2 << 30)
+    k = m.kernel
+    tasks = [k.spawn("/usr/bin/cat", ["cat"]) for _ in range(3)]
+    for t in tasks:
+        text = next(v for v in t.mm.vmas.vmas() if v.perms() == "r-xp" and v.file.path.endswith("libc.so.6"))
+        k.access(t, np.arange(text.start, text.end, 4096), False)
+    smaps = pid_files(k, tasks[0])[f"{tasks[0].pid}/smaps"]
+    block = smaps.split("libc.so.6\n")[2].split("VmFlags")[0]     # the r-xp mapping
+    rss = int(re.search(r"Rss:\s+(\d+)", block).group(1))
+    pss = int(re.search(r"Pss:\s+(\d+)", block).group(1))
+    # each page counts (4096 << 12) // 3 in PSS's fixed point, truncated when printed
+    pages = rss // 4
+    assert rss > 1000 and pss == ((pages * ((4096 << 12) // 3)) >> 12) >> 10
+    assert int(re.search(r"Shared_Clean:\s+(\d+)", block).group(1)) == rss
+
+
+def test_status_counters_equal_the_page_tables():
+    p = Proc()
+    a = p.mmap(8 * MiB)
+    p.touch(p.task, a, 4 * MiB)
+    files = pid_files(p.k, p.task)
+    status = files[f"{p.task.pid}/status"]
+    rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+    anon = int(re.search(r"RssAnon:\s+(\d+)", status).group(1))
+    rollup = files[f"{p.task.pid}/smaps_rollup"]
+    assert rss == int(re.search(r"Rss:\s+(\d+)", rollup).group(1))
+    assert anon == int(re.search(r"Anonymous:\s+(\d+)", rollup).group(1)) == 4096
+    statm = files[f"{p.task.pid}/statm"].split()
+    assert int(statm[1]) * 4 == rss
+
+
+def test_maps_lines_have_the_kernels_padding():
+    p = Proc(program="/usr/bin/cat")
+    maps = pid_files(p.k, p.task)[f"{p.task.pid}/maps"]
+    for line in maps.splitlines():
+        m = re.match(r"^[0-9a-f]{8,}-[0-9a-f]{8,} [r-][w-][x-][ps] [0-9a-f]{8} "
+                     r"[0-9a-f]{2}:[0-9a-f]{2} \d+ ", line)
+        assert m, line
+        if len(line) > m.end():                      # a name: it starts at column 74
+            assert line[73] != " " and line[m.end():73].strip() == ""
+    assert maps.splitlines()[-1].startswith("ffffffffff600000-ffffffffff601000 --xp")
+
+
+def test_overcommit_never_refuses_the_first_mapping_past_the_limit():
+    """vm.overcommit_memory=2, ratio 10: CommitLimit = MemTotal * 10% (no swap);
+    a root task may commit up to CommitLimit - min(total_vm/32, user_reserve)."""
+    m = Machine(ram=1 << 30, sysctl={"vm.overcommit_memory": 2, "vm.overcommit_ratio": 10})
+    p = Proc(m)
+    limit = m.totalram_pages * 10 // 100
+    committed = m.committed_as
+    reserve = int(m.sysctl["user_reserve_kbytes"]) // 4
+    room = limit - min(p.task.mm.vmas.total_vm // 32, reserve) - committed
+    with pytest.raises(V.SyscallError) as err:
+        p.mmap(room * 4096)                                # Committed_AS would reach it
+    assert err.value.errno_name == "ENOMEM"
+    assert m.committed_as == committed
+    p.mmap((room - 1) * 4096)                              # one page less fits
+    assert m.committed_as == committed + room - 1
+
+
+def test_overcommit_guess_refuses_only_more_than_ram_plus_swap():
+    m = Machine(ram=1 << 30)
+    p = Proc(m)
+    p.mmap(m.totalram_pages * 4096)                        # exactly RAM: allowed
+    with pytest.raises(V.SyscallError):
+        p.mmap((m.totalram_pages + 1) * 4096)
+    p.mmap(m.totalram_pages * 2 * 4096, flags=V.MAP_PRIVATE | V.MAP_ANONYMOUS | V.MAP_NORESERVE)
+
+
+def test_no_page_is_lost_when_every_process_exits():
+    m = Machine(ram=2 << 30)
+    p = Proc(m, program="/usr/bin/cat")
+    a = p.mmap(32 * MiB)
+    p.touch(p.task, a, 32 * MiB)
+    child = p.k.fork(p.task)
+    p.touch(child, a, 16 * MiB)
+    p.k.exit(child)
+    p.k.reap(p.task, child)
+    p.k.exit(p.task)
+    pa = m.page_alloc
+    file_pages = int(m.node_stat[node_item("nr_file_pages")])    # the page cache stays
+    assert pa.nr_free_pages() + pa.pcp_pages() + file_pages == m.totalram_pages
+    assert m.committed_as == 0
+    m.check_invariants()
