@@ -180,3 +180,5 @@ class Machine:
         from linmem.mm.debug import check_page_alloc
 
         check_page_alloc(self.page_alloc)
+        if self._kernel is not None:
+            self._kernel.check_invariants()

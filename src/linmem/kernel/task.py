@@ -226,6 +226,29 @@ class Kernel:
         m.last_pid = self.last_pid
         m.node_stat[_NR_KERNEL_STACK] = KERNEL_STACK_KB * len(live)
 
+    # -------------------------------------------------------- invariants
+
+    def check_invariants(self) -> None:
+        """RSS counters equal what the page tables map; every mapping of a
+        page is counted in its mapcount; the VMA trees are consistent."""
+        from linmem.engine import task_mmu as T
+        mapped = 0
+        for task in self.tasks.values():
+            if task.mm is None:
+                continue
+            task.mm.vmas.check_invariants()
+            stats = T.smaps_stats(self.mem.K, task.mm.id, 0, TASK_SIZE_TOP, False)
+            file, anon, _swap, shmem = self.mem.rss(task.mm.id)
+            if stats[T.RESIDENT] != (file + anon + shmem) * 4096 or \
+                    stats[T.ANONYMOUS] != anon * 4096:
+                raise AssertionError(f"pid {task.pid}: RSS counters (file {file}, anon {anon}) "
+                                     f"differ from the page tables ({stats[T.RESIDENT] >> 12} "
+                                     f"resident, {stats[T.ANONYMOUS] >> 12} anonymous)")
+            mapped += int(stats[T.RESIDENT]) >> 12
+        total = int(self.mem.K.mapcount.sum())
+        if total != mapped:
+            raise AssertionError(f"page mapcounts add up to {total}, the page tables map {mapped}")
+
     # ------------------------------------------------------------ access
 
     def access(self, task: Task, vas: np.ndarray, write: bool) -> tuple[int, int]:

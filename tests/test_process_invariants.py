@@ -1,0 +1,79 @@
+"""Random process workloads keep every invariant, and give all memory back."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from linmem.kernel.machine import Machine
+from linmem.mm import mmap as mmaplib
+from linmem.mm import vma as V
+from linmem.mm.vmstat import node_item
+
+OPS = st.lists(st.tuples(
+    st.sampled_from(["mmap", "touch", "touch", "write", "fork", "exit", "munmap",
+                     "dontneed", "hugepage", "brk", "exec"]),
+    st.integers(1, 1024), st.integers(0, 10**6)), min_size=1, max_size=25)
+
+
+def _pick(items, n):
+    return items[n % len(items)] if items else None
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(OPS)
+def test_random_process_workloads(ops):
+    m = Machine(ram=512 << 20, thp="always")
+    k = m.kernel
+    first = k.spawn("/usr/bin/sleep", ["sleep"])
+    live = [first]
+    regions: dict[int, list[tuple[int, int]]] = {first.pid: []}
+    for op, size_pages, pick in ops:
+        task = _pick(live, pick)
+        if task is None:
+            break
+        mine = regions[task.pid]
+        region = _pick(mine, pick // 7)
+        try:
+            if op == "mmap":
+                length = size_pages * 4096 * (512 if pick % 5 == 0 else 1)
+                mine.append((mmaplib.vm_mmap(task.mm.vmas, None, 0, length, 3, 0x22), length))
+            elif op in ("touch", "write") and region:
+                a, n = region
+                k.access(task, np.arange(a, a + n, 4096)[pick % 3::1 + pick % 4], op == "write")
+            elif op == "fork" and len(live) < 6:
+                child = k.fork(task)
+                live.append(child)
+                regions[child.pid] = list(mine)
+            elif op == "exit" and task is not first:
+                k.exit(task)
+                parent = k.tasks.get(task.ppid)
+                if parent is not None:
+                    k.reap(parent, task)
+                live.remove(task)
+            elif op == "munmap" and region:
+                mmaplib.vm_munmap(task.mm.vmas, *region)
+                mine.remove(region)
+            elif op == "dontneed" and region:
+                for _v, s, e in task.mm.vmas.madvise(region[0], region[1], V.MADV_DONTNEED):
+                    k.mem.zap(task.mm.id, s, e)
+            elif op == "hugepage" and region:
+                task.mm.vmas.madvise(region[0], region[1], V.MADV_HUGEPAGE)
+            elif op == "brk":
+                mmaplib.sys_brk(task.mm.vmas, task.mm.vmas.brk + size_pages * 4096 *
+                                (1 if pick % 2 else -1))
+            elif op == "exec":
+                k.exec(task, "/usr/bin/cat", ["cat"])
+                regions[task.pid] = []
+        except V.SyscallError:
+            pass
+        m.check_invariants()
+    for task in reversed(live):
+        k.exit(task)
+    m.check_invariants()
+    pa = m.page_alloc
+    cached = int(m.node_stat[node_item("nr_file_pages")])
+    assert pa.nr_free_pages() + pa.pcp_pages() + cached == m.totalram_pages
+    assert m.committed_as == 0
+    assert int(m.node_stat[node_item("nr_page_table_pages")]) == 0
