@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from linmem.mm import mmap as mmaplib
-from linmem.mm.memory import MemoryModel
+from linmem.mm.gfp import GFP_KERNEL_ACCOUNT
+from linmem.mm.memory import MemoryModel, OutOfMemory
 from linmem.mm.util import vm_enough_memory
 from linmem.mm.vma import VM_SHARED, MappedFile, Unmapped, VmaTree
 
@@ -73,6 +74,7 @@ class Task:
     cmin_flt: int = 0
     cmaj_flt: int = 0
     program: str = ""
+    stack_pfns: list[int] = field(default_factory=list)
 
 
 class Kernel:
@@ -142,6 +144,25 @@ class Kernel:
 
     # -------------------------------------------------------------- tasks
 
+    def alloc_thread_stack(self, task: Task) -> None:
+        """Models alloc_thread_stack_node() with VMAP_STACK: THREAD_SIZE (16 KiB)
+        of order-0 GFP_KERNEL pages, counted in KernelStack."""
+        pa = self.machine.page_alloc
+        for _ in range(KERNEL_STACK_KB // 4):
+            pfn = pa.alloc_pages(0, GFP_KERNEL_ACCOUNT)
+            if pfn is None:
+                raise OutOfMemory("no page for a kernel stack")
+            task.stack_pfns.append(pfn)
+        self.machine.node_stat[_NR_KERNEL_STACK] += KERNEL_STACK_KB
+
+    def free_thread_stack(self, task: Task) -> None:
+        """Models free_thread_stack() when the task is released (reaped)."""
+        for pfn in task.stack_pfns:
+            self.machine.page_alloc.free_pages(pfn, 0)
+        if task.stack_pfns:
+            self.machine.node_stat[_NR_KERNEL_STACK] -= KERNEL_STACK_KB
+        task.stack_pfns = []
+
     def alloc_pid(self) -> int:
         """alloc_pid(): the next PID (PIDs are not reused in a run)."""
         self.last_pid += 1
@@ -158,6 +179,7 @@ class Kernel:
         self.tasks[pid] = task
         if ppid in self.tasks:
             self.tasks[ppid].children.append(pid)
+        self.alloc_thread_stack(task)
         self.exec(task, program, argv)
         self.machine.nr_forks += 1
         self._update_counts()
@@ -192,6 +214,7 @@ class Kernel:
                      cgroup=parent.cgroup, program=parent.program)
         self.tasks[pid] = child
         parent.children.append(pid)
+        self.alloc_thread_stack(child)
         self.machine.nr_forks += 1
         self._update_counts()
         return child
@@ -204,10 +227,20 @@ class Kernel:
         task.state = "Z"
         task.exit_code = code
         task.exit_signal = signal
-        for pid in task.children:                       # orphans go to init (none here)
-            if pid in self.tasks:
-                self.tasks[pid].ppid = 0
+        for pid in list(task.children):                 # forget_original_parent: to init
+            orphan = self.tasks[pid]
+            orphan.ppid = 0
+            if orphan.state == "Z":
+                self.release(orphan)                    # init reaps zombies at once
+        task.children = []
+        if task.ppid not in self.tasks:
+            self.release(task)
         self._update_counts()
+
+    def release(self, task: Task) -> None:
+        """Models release_task(): the last of a task goes (its kernel stack)."""
+        self.free_thread_stack(task)
+        self.tasks.pop(task.pid, None)
 
     def reap(self, parent: Task, child: Task) -> None:
         """Models wait_task_zombie: the parent collects the child's faults."""
@@ -215,7 +248,7 @@ class Kernel:
         parent.cmin_flt += minflt + child.cmin_flt
         parent.cmaj_flt += majflt + child.cmaj_flt
         parent.children.remove(child.pid)
-        del self.tasks[child.pid]
+        self.release(child)
         self._update_counts()
 
     def _update_counts(self) -> None:
@@ -224,7 +257,6 @@ class Kernel:
         m.nr_tasks = len(live)
         m.nr_running = sum(1 for t in live if t.state == "R")
         m.last_pid = self.last_pid
-        m.node_stat[_NR_KERNEL_STACK] = KERNEL_STACK_KB * len(live)
 
     # -------------------------------------------------------- invariants
 
