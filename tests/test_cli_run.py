@@ -35,6 +35,8 @@ def test_default_run_prints_a_summary(capsys):
     out = capsys.readouterr().out
     assert "default: x86_64, 4096 MiB RAM, 2 CPUs" in out
     assert "MemTotal 4082824 kB" in out and "min_free_kbytes 67584" in out
+    # the fork demo: 16384 + 16 faults, then 16384 reusing pages; the child 8192
+    assert "32784" in out and "8192" in out
 
 
 def test_run_writes_the_tree(tmp_path, capsys):
@@ -43,16 +45,21 @@ def test_run_writes_the_tree(tmp_path, capsys):
     for rel in ("proc/meminfo", "proc/vmstat", "proc/zoneinfo", "proc/buddyinfo",
                 "proc/pagetypeinfo", "proc/stat", "proc/sys/vm/min_free_kbytes",
                 "snapshots/boot/proc/zoneinfo", "snapshots/wider-watermarks/proc/zoneinfo",
+                "snapshots/child-wrote-half/proc/2/smaps",
                 "timeline.csv", "events.jsonl", "summary.json"):
         assert (out / rel).is_file(), rel
+    assert (out / "snapshots/child-wrote-half/proc/self").resolve().name == "1"
+    assert not (out / "proc/1").exists()             # exited processes leave no directory
     assert (out / "proc/sys/vm/min_free_kbytes").read_text() == "67584\n"
     assert (out / "proc/sys/vm/watermark_scale_factor").read_text() == "100\n"
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
-    assert [e["event"] for e in events] == ["snapshot", "sysctl", "snapshot"]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "snapshot" and kinds.count("exit") == 3 and "fork" in kinds
+    assert [e["time"] for e in events] == sorted(e["time"] for e in events)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["machine"]["mem_total_kb"] == 4082824
     timeline = (out / "timeline.csv").read_text().splitlines()
-    assert timeline[0].startswith("time,MemTotal,MemFree,MemAvailable") and len(timeline) == 3
+    assert timeline[0].startswith("time,MemTotal,MemFree,MemAvailable") and len(timeline) == 4
     # the sysctl event widened the gaps between the watermarks
     def low_minus_min(tree):
         text = (tree / "zoneinfo").read_text().split("zone   Normal")[1]

@@ -58,15 +58,21 @@ def _print_summary(result, out) -> None:
                   f"MemAvailable {meminfo['MemAvailable']} kB, "
                   f"min_free_kbytes {m.sysctl['min_free_kbytes']}")
     table = Table("zone", "spanned", "present", "managed", "free", "min", "low", "high",
-                  "protection", box=None)
+                  box=None)
     for z in pa.zones:
         if not z.populated:
             continue
         marks = [str(pa.wmark(z.zid, w)) for w in range(3)]
         table.add_row(z.name, str(z.spanned), str(z.present), str(int(pa.managed[z.zid])),
-                      str(pa.nr_free_pages(z.zid)), *marks,
-                      " ".join(str(int(r)) for r in pa.lowmem_reserve[z.zid]))
+                      str(pa.nr_free_pages(z.zid)), *marks)
     console.print(table)
+    if result.processes:
+        procs = Table("pid", "name", "minor faults", "major faults", "peak RSS kB", "exit",
+                      box=None)
+        for p in result.processes:
+            procs.add_row(str(p["pid"]), p["name"], str(p["minor_faults"]),
+                          str(p["major_faults"]), str(p["peak_rss_kb"]), p["exit"])
+        console.print(procs)
     if out:
         console.print(f"outputs written to {out}/ (try: linmem free --proc {out}/proc)")
 
