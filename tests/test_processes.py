@@ -208,3 +208,26 @@ def test_no_page_is_lost_when_every_process_exits():
     assert pa.nr_free_pages() + pa.pcp_pages() + file_pages == m.totalram_pages
     assert m.committed_as == 0
     m.check_invariants()
+
+
+def test_smaps_has_the_fields_of_a_real_process_in_order():
+    """The labels of each smaps block and of smaps_rollup, as this kernel prints them."""
+    import subprocess
+    p = Proc(program="/usr/bin/cat")
+    files = pid_files(p.k, p.task)
+    labels = lambda text: [ln.split(":")[0] for ln in text.splitlines()  # noqa: E731
+                           if not re.match(r"^[0-9a-f]+-", ln)]
+    ours = labels(files[f"{p.task.pid}/smaps"].split("\n", 1)[1].split("VmFlags")[0] + "VmFlags:")
+    expected = ["Size", "KernelPageSize", "MMUPageSize", "Rss", "Pss", "Pss_Dirty",
+                "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty", "Referenced",
+                "Anonymous", "KSM", "LazyFree", "AnonHugePages", "ShmemPmdMapped",
+                "FilePmdMapped", "Shared_Hugetlb", "Private_Hugetlb", "Swap", "SwapPss",
+                "Locked", "THPeligible", "ProtectionKey", "VmFlags"]
+    assert ours == expected
+    if Path("/proc/self/smaps").exists():
+        real = subprocess.run(["cat", "/proc/self/smaps"], capture_output=True, text=True).stdout
+        first = real.split("\n", 1)[1].split("VmFlags")[0] + "VmFlags:"
+        assert labels(first) == expected
+        real_rollup = subprocess.run(["cat", "/proc/self/smaps_rollup"], capture_output=True,
+                                     text=True).stdout
+        assert labels(files[f"{p.task.pid}/smaps_rollup"]) == labels(real_rollup)

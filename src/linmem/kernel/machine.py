@@ -68,6 +68,7 @@ class Machine:
         machine = cls(ram=m.ram, arch=m.arch, cpus=m.cpus, thp=m.thp, lru=m.lru,
                       sysctl=sysctl, seed=scenario.seed)
         machine.name = scenario.name
+        machine.aslr = m.aslr
         return machine
 
     # ----------------------------------------------------------------- boot

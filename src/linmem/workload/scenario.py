@@ -184,6 +184,7 @@ class Machine(_Model):
     cpus: int = Field(2, ge=1, le=1024)
     thp: Literal["never", "madvise", "always"] = "madvise"
     lru: Literal["classic", "mglru"] = "classic"
+    aslr: bool = False          # address-space randomisation, drawn from the seed
 
     @field_validator("ram")
     @classmethod
