@@ -80,12 +80,14 @@ def program_image(run, name: str, where: str) -> mmaplib.ElfImage:
     programs = run.scenario.programs
     if name in programs:
         return synthetic_image(name, programs[name], where)
-    try:
-        return mmaplib.builtin_image(name)
-    except KeyError:
-        raise InputError(f"{where}.program", f"unknown program {name!r}: define it under "
-                         f"`programs` or use a built-in one "
-                         f"({', '.join(mmaplib.builtin_images())})") from None
+    for candidate in (name, f"/usr/bin/{name}"):
+        try:
+            return mmaplib.builtin_image(candidate)
+        except KeyError:
+            pass
+    programs = [p.rsplit("/", 1)[-1] for p in mmaplib.builtin_images() if "/bin/" in p]
+    raise InputError(f"{where}.program", f"unknown program {name!r}: define it under "
+                     f"`programs` or use a built-in one ({', '.join(programs)})")
 
 
 def synthetic_image(name: str, prog, where: str) -> mmaplib.ElfImage:
