@@ -637,30 +637,28 @@ def _free_pte_table(M, mm, pgd, va, floor, ceiling):
 
 
 @njit
-def _free_pmd_table(M, mm, pgd, va, floor, ceiling):
-    if not _span_free(va, PUD_SHIFT, floor, ceiling):
+def _free_empty_table(M, mm, parent, va, shift, counter, floor, ceiling):
+    """Free the (empty) table an entry of ``parent`` points to, when the span it
+    maps is free of VMAs (free_pmd_range/free_pud_range)."""
+    if parent < 0 or not _span_free(va, shift, floor, ceiling):
         return
-    pud = _lower(M, pgd, va, PGD_SHIFT)
-    if pud < 0:
-        return
-    pi = table_index(va, PUD_SHIFT)
-    e = M.pt[pud, pi]
+    pi = table_index(va, shift)
+    e = M.pt[parent, pi]
     if e & _PAGE_TABLE and _table_empty(M, e >> PAGE_SHIFT):
         free_table(M, e >> PAGE_SHIFT)
-        M.pt[pud, pi] = 0
-        M.mm_stat[mm, MM_NR_PMDS] -= 1
+        M.pt[parent, pi] = 0
+        M.mm_stat[mm, counter] -= 1
+
+
+@njit
+def _free_pmd_table(M, mm, pgd, va, floor, ceiling):
+    _free_empty_table(M, mm, _lower(M, pgd, va, PGD_SHIFT), va, PUD_SHIFT, MM_NR_PMDS,
+                      floor, ceiling)
 
 
 @njit
 def _free_pud_table(M, mm, pgd, va, floor, ceiling):
-    if not _span_free(va, PGD_SHIFT, floor, ceiling):
-        return
-    pi = table_index(va, PGD_SHIFT)
-    e = M.pt[pgd, pi]
-    if e & _PAGE_TABLE and _table_empty(M, e >> PAGE_SHIFT):
-        free_table(M, e >> PAGE_SHIFT)
-        M.pt[pgd, pi] = 0
-        M.mm_stat[mm, MM_NR_PUDS] -= 1
+    _free_empty_table(M, mm, pgd, va, PGD_SHIFT, MM_NR_PUDS, floor, ceiling)
 
 
 @njit

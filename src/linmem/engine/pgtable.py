@@ -207,29 +207,29 @@ def _link(M, tid, va, shift, child):
 
 
 @njit
+def _lower_or_alloc(M, mm, tid, va, shift, counter, alloc):
+    """The table an entry of ``tid`` points to, allocated and linked when absent
+    and ``alloc`` (models __pud_alloc/__pmd_alloc/__pte_alloc); ``counter`` is
+    the mm counter it adds to (nr_puds, nr_pmds, nr_ptes)."""
+    child = lookup_table(M, tid, va, shift)
+    if child >= 0 or not alloc:
+        return child, OK
+    child, st = alloc_table(M)
+    if st != OK:
+        return child, st
+    _link(M, tid, va, shift, child)
+    M.mm_stat[mm, counter] += 1
+    return child, OK
+
+
+@njit
 def walk_pmd(M, mm, va, alloc):
-    """The PMD table for ``va``: (table id, status); allocates PUD and PMD
-    tables when ``alloc`` (models __pud_alloc/__pmd_alloc)."""
-    pgd = M.mm_stat[mm, MM_PGD]
-    pud = lookup_table(M, pgd, va, PGD_SHIFT)
+    """The PMD table for ``va``: (table id, status); -1 with OK when absent and
+    not allocating."""
+    pud, st = _lower_or_alloc(M, mm, M.mm_stat[mm, MM_PGD], va, PGD_SHIFT, MM_NR_PUDS, alloc)
     if pud < 0:
-        if not alloc:
-            return np.int64(-1), OK
-        pud, st = alloc_table(M)
-        if st != OK:
-            return pud, st
-        _link(M, pgd, va, PGD_SHIFT, pud)
-        M.mm_stat[mm, MM_NR_PUDS] += 1
-    pmd = lookup_table(M, pud, va, PUD_SHIFT)
-    if pmd < 0:
-        if not alloc:
-            return np.int64(-1), OK
-        pmd, st = alloc_table(M)
-        if st != OK:
-            return pmd, st
-        _link(M, pud, va, PUD_SHIFT, pmd)
-        M.mm_stat[mm, MM_NR_PMDS] += 1
-    return pmd, OK
+        return pud, st
+    return _lower_or_alloc(M, mm, pud, va, PUD_SHIFT, MM_NR_PMDS, alloc)
 
 
 @njit
@@ -239,16 +239,6 @@ def walk_pte(M, mm, va, alloc):
     pmd, st = walk_pmd(M, mm, va, alloc)
     if pmd < 0:
         return pmd, st
-    e = M.pt[pmd, table_index(va, PMD_SHIFT)]
-    if e & _PAGE_PSE:
+    if M.pt[pmd, table_index(va, PMD_SHIFT)] & _PAGE_PSE:
         return np.int64(-1), OK
-    pte = lookup_table(M, pmd, va, PMD_SHIFT)
-    if pte < 0:
-        if not alloc:
-            return np.int64(-1), OK
-        pte, st = alloc_table(M)
-        if st != OK:
-            return pte, st
-        _link(M, pmd, va, PMD_SHIFT, pte)
-        M.mm_stat[mm, MM_NR_PTES] += 1
-    return pte, OK
+    return _lower_or_alloc(M, mm, pmd, va, PMD_SHIFT, MM_NR_PTES, alloc)
