@@ -21,6 +21,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("linmem.commands.run", "run", "Run a scenario (default: the built-in one) and write its /proc tree."),
     "free": ("linmem.tools.free", "free", "Display amount of free and used memory, as procps-ng free."),
     "vmstat": ("linmem.tools.vmstat", "vmstat", "Report virtual memory statistics, as procps-ng vmstat."),
+    "ps": ("linmem.tools.ps", "ps", "Report a snapshot of the processes, as procps-ng ps (--proc PATH)."),
+    "pmap": ("linmem.tools.pmap", "pmap", "Report the memory map of processes, as procps-ng pmap (--proc PATH)."),
+    "smem": ("linmem.tools.smem", "smem", "Report USS, PSS and RSS per process from smaps, as smem 1.5 (--proc PATH)."),
 }
 
 
