@@ -10,6 +10,7 @@ byte-identical. On the live host the rows of a sleeping process must agree.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -430,3 +431,25 @@ def test_simulated_trees_match_real_ps(real_ps, simulated, capsys, options):
         real, (rc, out, err) = compare(capsys, tree, options.split())
         assert real.stderr == "", tree
         assert (rc, out) == (real.returncode, real.stdout), tree
+
+
+def test_real_top_shows_the_rss_and_vsz_of_linmem_ps(real_ps, simulated, capsys):
+    """top -b -n1 over a simulated tree: VIRT and RES of each process are the
+    VSZ and RSS that linmem ps prints (both in KiB)."""
+    if shutil.which("top") is None:
+        pytest.skip("no top on this machine")
+    for tree in simulated:
+        try:
+            real = proctools.run_real_ps_tool("top", ["-b", "-n1", "-w", "200"], tree)
+        finally:
+            proctools.forget_pid(tree)
+        if real.returncode != 0:
+            pytest.skip(f"real top cannot run over a crafted tree here: {real.stderr.strip()}")
+        rows = {}
+        for line in real.stdout.splitlines():
+            fields = line.split()
+            if fields and fields[0].isdigit():
+                rows[int(fields[0])] = (int(fields[4]), int(fields[5]))
+        rc, out, _err = linmem(capsys, "ps", "--proc", str(tree), "-e", "-o", "pid=,vsz=,rss=")
+        ours = {int(p): (int(v), int(r)) for p, v, r in (ln.split() for ln in out.splitlines())}
+        assert ours and all(rows[pid] == ours[pid] for pid in ours), tree
