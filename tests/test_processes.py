@@ -231,3 +231,35 @@ def test_smaps_has_the_fields_of_a_real_process_in_order():
         real_rollup = subprocess.run(["cat", "/proc/self/smaps_rollup"], capture_output=True,
                                      text=True).stdout
         assert labels(files[f"{p.task.pid}/smaps_rollup"]) == labels(real_rollup)
+
+
+@pytest.mark.parametrize("mib", SIZES)
+def test_map_populate_and_mlock_onfault(mib):
+    p = Proc()
+    size = mib * MiB
+    flags = V.MAP_PRIVATE | V.MAP_ANONYMOUS | V.MAP_POPULATE
+    assert p.faults_of(p.task, lambda: p.k.mmap(p.task, size, 3, flags)) == \
+        real(f"populate {mib}M", "mmap-populate")
+    a = p.k.mmap(p.task, size, 3, V.MAP_PRIVATE | V.MAP_ANONYMOUS)
+    exp = f"mlock {mib}M onfault"
+    assert p.faults_of(p.task, lambda: p.k.mlock(p.task, a, size, onfault=True)) == \
+        real(exp, "mlock")
+    assert p.faults_of(p.task, lambda: p.touch(p.task, a, size)) == real(exp, "touch")
+    assert p.faults_of(p.task, lambda: p.k.munlock(p.task, a, size)) == real(exp, "munlock")
+
+
+def test_mlock_moves_present_pages_to_the_unevictable_list():
+    p = Proc()
+    a = p.mmap(8 * MiB)
+    p.touch(p.task, a, 8 * MiB)
+    node = lambda name: int(p.m.node_stat[node_item(name)])  # noqa: E731
+    assert node("nr_inactive_anon") == 2048 and node("nr_unevictable") == 0
+    p.k.mlock(p.task, a, 8 * MiB)
+    assert node("nr_unevictable") == 2048 and node("nr_inactive_anon") == 0
+    assert int(p.m.page_alloc.S.zstat[:, E_NR_MLOCK].sum()) == 2048
+    p.k.munlock(p.task, a, 8 * MiB)
+    assert node("nr_unevictable") == 0 and node("nr_inactive_anon") == 2048
+    p.m.check_invariants()
+
+
+from linmem.mm.vmstat import NR_MLOCK as E_NR_MLOCK  # noqa: E402

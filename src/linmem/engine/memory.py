@@ -57,6 +57,7 @@ THP_FAULT_FALLBACK = vm_event("thp_fault_fallback")
 THP_SPLIT_PMD = vm_event("thp_split_pmd")
 THP_ZERO_PAGE_ALLOC = vm_event("thp_zero_page_alloc")
 UNEVICTABLE_PGS_MLOCKED = vm_event("unevictable_pgs_mlocked")
+UNEVICTABLE_PGS_MUNLOCKED = vm_event("unevictable_pgs_munlocked")
 PGREUSE = vm_event("pgreuse")
 HPAGE_MASK = ~np.int64(HPAGE_PMD_NR - 1)
 
@@ -736,3 +737,53 @@ def copy_range(M, src_mm, dst_mm, start, end):
             va += 1 << PAGE_SHIFT
         va = next_pmd
     return OK, end
+
+
+# --------------------------------------------------------------------------
+# mlock of pages already present
+
+@njit
+def _mlock_folio_present(M, head, lock):
+    """Models mlock_folio()/munlock_folio(): the folio moves to (or back from)
+    the unevictable list; NR_MLOCK follows."""
+    nr = folio_nr(M, head)
+    if bool(M.flags[head] & PG_mlocked) == lock:
+        return
+    memcg = M.memcg[head]
+    on_lru = (M.flags[head] & PG_lru) != 0
+    if on_lru:
+        L.lruvec_del_folio(M, head, nr, memcg)
+    if lock:
+        _mlock_folio(M, head, nr)
+    else:
+        M.flags[head] &= ~np.uint32(PG_mlocked | PG_unevictable)
+        M.zstat[B.zone_of(M, head), NR_MLOCK] -= nr
+        M.events[UNEVICTABLE_PGS_MUNLOCKED] += nr
+    if on_lru:
+        L.lruvec_add_folio(M, head, nr, memcg)
+
+
+@njit
+def mlock_range(M, mm, start, end, lock):
+    """Models mlock_vma_pages_range(): every page mapped in [start, end) is
+    mlocked (or munlocked)."""
+    va = start
+    while va < end:
+        next_pmd = (va | ((1 << PMD_SHIFT) - 1)) + 1
+        pmd_t, _st = walk_pmd(M, mm, va, False)
+        if pmd_t < 0:
+            va = (va | ((1 << PUD_SHIFT) - 1)) + 1
+            continue
+        pe = M.pt[pmd_t, table_index(va, PMD_SHIFT)]
+        if pe & _PAGE_PSE:
+            if not (pe & _PAGE_SPECIAL):
+                _mlock_folio_present(M, pte_pfn(pe), lock)
+        elif pe & _PAGE_TABLE:
+            pte_t = pe >> PAGE_SHIFT
+            stop = min(end, next_pmd)
+            while va < stop:
+                e = M.pt[pte_t, table_index(va, PAGE_SHIFT)]
+                if (e & _PAGE_PRESENT) and not (e & _PAGE_SPECIAL):
+                    _mlock_folio_present(M, folio_head(M, pte_pfn(e)), lock)
+                va += 1 << PAGE_SHIFT
+        va = next_pmd

@@ -31,7 +31,7 @@ from linmem.mm import mmap as mmaplib
 from linmem.mm.gfp import GFP_KERNEL_ACCOUNT
 from linmem.mm.memory import MemoryModel, OutOfMemory
 from linmem.mm.util import vm_enough_memory
-from linmem.mm.vma import VM_SHARED, MappedFile, Unmapped, VmaTree
+from linmem.mm.vma import VM_SHARED, VM_WRITE, MappedFile, SyscallError, Unmapped, VmaTree
 
 KERNEL_STACK_KB = 16            # THREAD_SIZE on x86-64
 TASK_SIZE_TOP = 1 << 47
@@ -257,6 +257,69 @@ class Kernel:
         m.nr_tasks = len(live)
         m.nr_running = sum(1 for t in live if t.state == "R")
         m.last_pid = self.last_pid
+
+    # ------------------------------------------------------ system calls
+
+    def mmap(self, task: Task, length: int, prot: int, flags: int, file=None,
+             offset: int = 0, addr: int = 0) -> int:
+        """mmap(2): the address; MAP_POPULATE and MAP_LOCKED fault the range in
+        (__mm_populate: writable private memory is faulted for write)."""
+        from linmem.mm.mmap import do_mmap
+        if offset % 4096:
+            raise SyscallError("EINVAL", f"mmap offset {offset:#x} is not page aligned")
+        addr, populate = do_mmap(task.mm.vmas, addr, length, prot, flags, file, offset >> 12)
+        if populate:
+            self.populate(task, addr, populate)
+        return addr
+
+    def populate(self, task: Task, start: int, length: int) -> None:
+        """Models __mm_populate(): fault in every page of the range."""
+        for vma in task.mm.vmas.vmas_in(start, start + length):
+            s, e = max(start, vma.start), min(start + length, vma.end)
+            write = (vma.flags & (VM_WRITE | VM_SHARED)) == VM_WRITE
+            status, _ = self.access(task, np.arange(s, e, 4096, dtype=np.int64), write)
+            if status != 0:
+                raise SyscallError("EFAULT", "populate hit an inaccessible page")
+
+    def munmap(self, task: Task, addr: int, length: int) -> None:
+        """munmap(2) (the unmap hook zaps the pages and frees the tables)."""
+        task.mm.vmas.do_vmi_munmap(addr, length)
+
+    def brk(self, task: Task, new_brk: int) -> int:
+        """brk(2): the new break (the old one when it cannot move)."""
+        from linmem.mm.mmap import sys_brk
+        return sys_brk(task.mm.vmas, new_brk)
+
+    def madvise(self, task: Task, addr: int, length: int, advice: int) -> None:
+        """madvise(2): flag advice changes the VMAs; DONTNEED zaps the range
+        (zap_page_range_single); POPULATE_READ/WRITE fault it in; FREE leaves
+        the pages mapped until reclaim (XXX: the lazy-free LRU move comes with
+        reclaim); WILLNEED on anonymous memory does nothing."""
+        from linmem.mm.vma import MADV_DONTNEED, MADV_POPULATE_READ, MADV_POPULATE_WRITE
+        for _vma, s, e in task.mm.vmas.madvise(addr, length, advice):
+            if advice == MADV_DONTNEED:
+                self.mem.zap(task.mm.id, s, e)
+            elif advice in (MADV_POPULATE_READ, MADV_POPULATE_WRITE):
+                status, _ = self.access(task, np.arange(s, e, 4096, dtype=np.int64),
+                                        advice == MADV_POPULATE_WRITE)
+                if status != 0:
+                    raise SyscallError("EFAULT", "populate hit an inaccessible page")
+
+    def mlock(self, task: Task, addr: int, length: int, onfault: bool = False) -> None:
+        """mlock(2)/mlock2(MLOCK_ONFAULT): lock the VMAs, mlock the pages already
+        there (mlock_vma_pages_range), fault in the rest unless on fault."""
+        from linmem.engine.memory import mlock_range
+        for _vma, s, e in task.mm.vmas.mlock(addr, length, onfault):
+            mlock_range(self.mem.K.ref, task.mm.id, s, e, True)
+            self.populate(task, s, e - s)
+        if onfault:
+            mlock_range(self.mem.K.ref, task.mm.id, addr, addr + length, True)
+
+    def munlock(self, task: Task, addr: int, length: int) -> None:
+        """munlock(2): the pages go back to the evictable lists."""
+        from linmem.engine.memory import mlock_range
+        task.mm.vmas.munlock(addr, length)
+        mlock_range(self.mem.K.ref, task.mm.id, addr & ~4095, addr + length, False)
 
     # -------------------------------------------------------- invariants
 

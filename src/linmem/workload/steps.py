@@ -303,32 +303,22 @@ def step_madvise(run, proc, args, where) -> float:
         raise InputError(f"{where}.advice", f"madvise {args.advice!r} needs a part of the "
                          "model this version does not have yet")
     addr, length = region(run, proc, args.region, where)
-    advice = ADVICE[args.advice]
-    ranges = proc.task.mm.vmas.madvise(addr & ~(PAGE - 1), length, advice)
-    kernel = run.machine.kernel
-    cost = T_SYSCALL
-    for _vma, start, end in ranges:
-        if advice == V.MADV_DONTNEED:
-            kernel.mem.zap(proc.task.mm.id, start, end)      # zap_page_range_single
-        elif advice == V.MADV_FREE:
-            # madvise_free_pte_range: the pages stay mapped until reclaim
-            # finds them clean. XXX: the lazy-free LRU move comes with reclaim.
-            pass
-        elif advice in (V.MADV_POPULATE_READ, V.MADV_POPULATE_WRITE):
-            cost += _access(run, proc, np.arange(start, end, PAGE, dtype=np.int64),
-                            advice == V.MADV_POPULATE_WRITE)
-    return cost
+    return _timed(run, proc, lambda: run.machine.kernel.madvise(
+        proc.task, addr & ~(PAGE - 1), length, ADVICE[args.advice]))
 
 
 def step_mlock(run, proc, name, where) -> float:
-    """mlock(2): lock the region and fault it in (populate_vma_page_range:
-    writable private memory is faulted for write, breaking COW)."""
+    """mlock(2): lock the region and fault it in."""
     addr, length = region(run, proc, name, where)
-    cost = T_SYSCALL
-    for vma, start, end in proc.task.mm.vmas.mlock(addr, length):
-        write = (vma.flags & (V.VM_WRITE | V.VM_SHARED)) == V.VM_WRITE
-        cost += _access(run, proc, np.arange(start, end, PAGE, dtype=np.int64), write)
-    return cost
+    return _timed(run, proc, lambda: run.machine.kernel.mlock(proc.task, addr, length))
+
+
+def _timed(run, proc: Proc, call) -> float:
+    """Run a system call; its cost: the call plus the faults it took."""
+    before = run.machine.kernel.mem.faults(proc.task.pid)
+    call()
+    after = run.machine.kernel.mem.faults(proc.task.pid)
+    return T_SYSCALL + (after[0] - before[0]) * T_MINOR + (after[1] - before[1]) * T_MAJOR
 
 
 def step_fork(run, proc, args, where) -> float:
