@@ -263,3 +263,20 @@ def test_mlock_moves_present_pages_to_the_unevictable_list():
 
 
 from linmem.mm.vmstat import NR_MLOCK as E_NR_MLOCK  # noqa: E402
+
+
+def test_fork_fails_with_enomem_when_the_copy_cannot_be_committed():
+    """dup_mmap charges the child's private writable VMAs; under
+    overcommit_memory=2 a parent holding most of the limit cannot fork."""
+    m = Machine(ram=1 << 30, sysctl={"vm.overcommit_memory": 2, "vm.overcommit_ratio": 50})
+    p = Proc(m)
+    limit = m.totalram_pages * 50 // 100
+    p.mmap((limit * 3 // 5) * 4096)
+    committed = m.committed_as
+    free_before = m.page_alloc.nr_free_pages() + m.page_alloc.pcp_pages()
+    with pytest.raises(V.SyscallError) as err:
+        p.k.fork(p.task)
+    assert err.value.errno_name == "ENOMEM"
+    assert m.committed_as == committed and len(p.k.tasks) == 1
+    assert m.page_alloc.nr_free_pages() + m.page_alloc.pcp_pages() == free_before
+    m.check_invariants()

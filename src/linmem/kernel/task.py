@@ -204,7 +204,11 @@ class Kernel:
         """Models copy_process -> dup_mm: a child with a copy of the address
         space (private anonymous memory shared copy-on-write)."""
         child_mm = self.new_mm()
-        pairs = parent.mm.vmas.dup_mmap(child_mm.vmas)
+        try:
+            pairs = parent.mm.vmas.dup_mmap(child_mm.vmas)
+        except SyscallError:                            # ENOMEM: the commit charge failed
+            self.mmput(child_mm)
+            raise
         for src, dst in pairs:
             if _vma_needs_copy(src):
                 self.mem.copy_range(parent.mm.id, child_mm.id, dst.start, dst.end)
