@@ -31,9 +31,11 @@ from linmem.mm import mmap as mmaplib
 from linmem.mm.gfp import GFP_KERNEL_ACCOUNT
 from linmem.mm.memory import MemoryModel, OutOfMemory
 from linmem.mm.util import vm_enough_memory
+from linmem.mm.vmstat import node_item
 from linmem.mm.vma import VM_SHARED, VM_WRITE, MappedFile, SyscallError, Unmapped, VmaTree
 
 KERNEL_STACK_KB = 16            # THREAD_SIZE on x86-64
+_NR_KERNEL_STACK = node_item("nr_kernel_stack")
 TASK_SIZE_TOP = 1 << 47
 
 
@@ -365,8 +367,3 @@ class Kernel:
 def _vma_needs_copy(vma) -> bool:
     """Models vma_needs_copy(): private VMAs that have anonymous pages."""
     return not (vma.flags & VM_SHARED) and vma.anon_vma is not None
-
-
-from linmem.mm.vmstat import node_item  # noqa: E402
-
-_NR_KERNEL_STACK = node_item("nr_kernel_stack")
