@@ -280,3 +280,55 @@ def test_fork_fails_with_enomem_when_the_copy_cannot_be_committed():
     assert m.committed_as == committed and len(p.k.tasks) == 1
     assert m.page_alloc.nr_free_pages() + m.page_alloc.pcp_pages() == free_before
     m.check_invariants()
+
+
+def _file_read_faults(p, f, size, advice=None, write=False):
+    """mmap ``f``, read every page (then write every page), munmap: the faults."""
+    prot = V.PROT_READ | (V.PROT_WRITE if write else 0)
+    a = p.k.mmap(p.task, size, prot, V.MAP_PRIVATE, file=f)
+    if advice is not None:
+        p.k.madvise(p.task, a, size, advice)
+    vas = np.arange(a, a + size, 4096)
+    before = p.k.mem.faults(p.task.pid)
+    p.k.access(p.task, vas, False)
+    after = p.k.mem.faults(p.task.pid)
+    read = (after[0] - before[0], after[1] - before[1])
+    written = None
+    if write:
+        p.k.access(p.task, vas, True)
+        end = p.k.mem.faults(p.task.pid)
+        written = (end[0] - after[0], end[1] - after[1])
+    p.k.munmap(p.task, a, size)
+    return read, written
+
+
+def _real(experiment):
+    res = RECORDED["results"][experiment]
+    return {name: (ph["minflt"], ph["majflt"]) for name, ph in res["phases"].items()}, \
+        res.get("minflt_range", {})
+
+
+@pytest.mark.parametrize("mib", [16, 200])
+def test_file_mmap_reads_with_fault_around_and_readahead(mib):
+    """Cold: one major fault (read-around), then one minor fault per 16 pages
+    (fault-around, readahead ahead of the reader); warm: exactly pages / 16;
+    MADV_RANDOM cold: a major fault per page; a private write copies each page."""
+    p = Proc()
+    size = mib * MiB
+    name = f"@file{mib}M"
+    cold = p.k.open_file(V.MappedFile(f"/data/cold{mib}", size))
+    (minor, major), _ = _file_read_faults(p, cold, size)
+    real, spread = _real(f"file-mmap-read {name}")
+    lo, hi = spread.get("read", [real["read"][0]] * 2)
+    assert major == real["read"][1] == 1
+    assert lo - 5 <= minor <= hi        # the real kernel adds a few for pages still under I/O
+    assert _file_read_faults(p, cold, size)[0] == _real(f"file-mmap-read {name} warm")[0]["read"]
+    rnd = p.k.open_file(V.MappedFile(f"/data/random{mib}", size))
+    assert _file_read_faults(p, rnd, size, V.MADV_RANDOM)[0] == \
+        _real(f"file-mmap-read {name} random")[0]["read"]
+    assert _file_read_faults(p, rnd, size, V.MADV_RANDOM)[0] == \
+        _real(f"file-mmap-read {name} random warm")[0]["read"]
+    priv = p.k.open_file(V.MappedFile(f"/data/private{mib}", size))
+    read, written = _file_read_faults(p, priv, size, write=True)
+    assert written == _real(f"file-private {name}")[0]["write"]
+    p.m.check_invariants()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from linmem.engine import buddy as B
+from linmem.engine import filemap as F
 from linmem.engine import lru as L
 from linmem.engine.jit import njit
 from linmem.engine.pgtable import (
@@ -189,33 +190,29 @@ def do_anonymous_page(M, V, vi, mm, pte_t, va, write, memcg):
 
 @njit
 def do_file_page(M, V, vi, mm, pte_t, va, write, memcg):
-    """Models do_read_fault()/do_cow_fault()/do_shared_fault() with a minimal
-    page cache: a page not in the cache is read (a major fault); a write to a
-    private mapping copies the page into a new anonymous one.
-
-    XXX: no readahead and no fault-around yet (the page-cache model adds them).
-    """
+    """Models do_read_fault()/do_cow_fault()/do_shared_fault() over the page
+    cache (linmem.engine.filemap): a read tries fault-around first; then
+    filemap_fault finds the page (starting readahead ahead of the reader when
+    it is marked) or reads it, with read-around, as a major fault. A write to
+    a private mapping copies the page into a new anonymous one."""
     fid = V[vi, V_FILE]
     pgoff = V[vi, V_PGOFF] + ((va - V[vi, V_START]) >> PAGE_SHIFT)
     if pgoff >= M.f_npages[fid]:
         return SEGV                                  # SIGBUS beyond the end of the file
-    slot = M.f_base[fid] + pgoff
-    result = MINOR
-    if M.pc[slot] < 0:
-        pfn = alloc_frame(M, KIND_USER)
-        if pfn < 0:
-            return NEED_PAGE
-        M.flags[pfn] |= PG_uptodate
-        M.mapping[pfn] = fid
-        M.index[pfn] = pgoff
-        M.memcg[pfn] = memcg
-        M.pc[slot] = pfn                             # the page cache's reference
-        M.node_stat[NR_FILE_PAGES] += 1
-        L.lruvec_add_folio(M, pfn, 1, memcg)
-        result = MAJOR
-    page = np.int64(M.pc[slot])
-    i = table_index(va, PAGE_SHIFT)
     flags = V[vi, V_FLAGS]
+    if not write and F.do_fault_around(M, V, vi, mm, pte_t, va):
+        return MINOR
+    page = F.find_get_page(M, fid, pgoff)
+    result = MINOR
+    if page >= 0:
+        st = F.do_async_mmap_readahead(M, fid, page, pgoff, flags, memcg)
+    else:
+        st = F.do_sync_mmap_readahead(M, fid, pgoff, flags, memcg)
+        page = F.find_get_page(M, fid, pgoff)
+        result = MAJOR
+    if st != OK:
+        return st
+    i = table_index(va, PAGE_SHIFT)
     if write and not (flags & VM_SHARED):
         new = alloc_frame(M, KIND_USER)
         if new < 0:
@@ -225,15 +222,9 @@ def do_file_page(M, V, vi, mm, pte_t, va, write, memcg):
         M.pt[pte_t, i] = mk_entry(new, _PAGE_PRESENT | _PAGE_RW | _PAGE_USER |
                                   _PAGE_ACCESSED | _PAGE_DIRTY)
         return result
-    M.refcount[page] += 1
-    M.mapcount[page] += 1
-    if M.mapcount[page] == 1:
-        M.node_stat[NR_FILE_MAPPED] += 1
-    M.mm_stat[mm, MM_FILEPAGES] += 1
-    pte = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED
+    F.map_file_page(M, mm, pte_t, i, page)
     if write:
-        pte |= _PAGE_RW | _PAGE_DIRTY
-    M.pt[pte_t, i] = mk_entry(page, pte)
+        M.pt[pte_t, i] |= _PAGE_RW | _PAGE_DIRTY
     return result
 
 

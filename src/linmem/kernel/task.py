@@ -95,9 +95,9 @@ class Kernel:
     def open_file(self, image) -> MappedFile:
         """One ``struct file`` per path, shared by every mapping of it (so the
         page cache, and PSS, see one file)."""
-        path = image.path if hasattr(image, "path") else str(image)
+        path = image.path
         if path not in self.files:
-            self.files[path] = image.open() if hasattr(image, "open") else MappedFile(path, 0)
+            self.files[path] = image if isinstance(image, MappedFile) else image.open()
         return self.files[path]
 
     def file_id(self, file) -> int:

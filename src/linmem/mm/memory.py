@@ -22,9 +22,12 @@ The compiled kernels live in ``linmem.engine.memory`` and
 ``linmem.engine.pgtable``; this class owns their arrays, grows them, and runs
 the allocator's slow path when the compiled fast path cannot get a page.
 
-Deviations from Linux (``XXX``): no readahead or fault-around for file faults
-yet, shared anonymous memory (shmem) is not modelled, LRU additions are not
-batched per CPU, a PTE-mapped THP subpage is always copied on a write fault.
+File faults go through the page cache with fault-around and readahead
+(``linmem.engine.filemap``).
+
+Deviations from Linux (``XXX``): shared anonymous memory (shmem) is not
+modelled, LRU additions are not batched per CPU, a PTE-mapped THP subpage is
+always copied on a write fault.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from linmem.engine import buddy as B
+from linmem.engine import filemap as F
 from linmem.engine import memory as E
 from linmem.engine import pgtable as P
 from linmem.engine.lru import NR_LRU_LISTS
@@ -75,6 +79,7 @@ class MemoryModel:
             pc=np.zeros(0, dtype=np.int32),
             f_base=np.zeros(0, dtype=np.int64),
             f_npages=np.zeros(0, dtype=np.int64),
+            ra=np.zeros((0, F.NR_RA), dtype=np.int64),
             zl_user=user_zl, zl_kernel=kernel_zl,
             alloc=np.array([G.gfp_zone(G.GFP_HIGHUSER_MOVABLE, pa.zone_names),
                             G.gfp_zone(G.GFP_KERNEL, pa.zone_names),
@@ -118,7 +123,8 @@ class MemoryModel:
         base = K.pc.shape[0]
         self.K.replace(pc=np.concatenate([K.pc, np.full(npages, -1, dtype=np.int32)]),
                       f_base=np.append(K.f_base, base),
-                      f_npages=np.append(K.f_npages, npages))
+                      f_npages=np.append(K.f_npages, npages),
+                      ra=np.concatenate([K.ra, np.zeros((1, F.NR_RA), dtype=np.int64)]))
         return fid
 
     # --------------------------------------------------- the memory loop
