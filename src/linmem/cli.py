@@ -59,7 +59,8 @@ def cli():
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, mapping input errors to one line and exit 2."""
     try:
-        cli.main(args=argv, prog_name="linmem", standalone_mode=False)
+        # Without standalone mode click returns the code a command exits with.
+        rv = cli.main(args=argv, prog_name="linmem", standalone_mode=False)
     except InputError as err:
         click.echo(f"linmem: {err}", err=True)
         return EXIT_BAD_INPUT
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":
