@@ -332,3 +332,28 @@ def test_file_mmap_reads_with_fault_around_and_readahead(mib):
     read, written = _file_read_faults(p, priv, size, write=True)
     assert written == _real(f"file-private {name}")[0]["write"]
     p.m.check_invariants()
+
+
+@pytest.mark.parametrize("mib", SIZES)
+def test_shared_anonymous_memory_across_fork(mib):
+    """MAP_SHARED|MAP_ANONYMOUS is a shmem object: the child maps the same pages,
+    one fault per 64 KiB window (fault-around), writable without faults; the
+    parent sees the child's writes without faulting; Shmem counts the pages,
+    which go when the last mapping goes."""
+    p = Proc()
+    size = mib * MiB
+    exp = f"fork-shared {mib}M"
+    a = p.k.mmap(p.task, size, 3, V.MAP_SHARED | V.MAP_ANONYMOUS)
+    assert p.faults_of(p.task, lambda: p.touch(p.task, a, size)) == real(exp, "parent-touch")
+    child = p.k.fork(p.task)
+    assert p.faults_of(child, lambda: p.touch(child, a, size, write=False)) == \
+        real(exp, "child-read")
+    assert p.faults_of(child, lambda: p.touch(child, a, size)) == real(exp, "child-write")
+    p.k.exit(child)
+    p.k.reap(p.task, child)
+    assert p.faults_of(p.task, lambda: p.touch(p.task, a, size)) == real(exp, "parent-rewrite")
+    assert int(p.m.node_stat[node_item("nr_shmem")]) == size // 4096
+    assert p.k.mem.rss(p.task.mm.id)[3] == size // 4096           # RssShmem
+    p.k.munmap(p.task, a, size)
+    assert int(p.m.node_stat[node_item("nr_shmem")]) == 0
+    p.m.check_invariants()

@@ -32,24 +32,27 @@ import numpy as np
 
 from linmem.engine import lru as L
 from linmem.engine.jit import njit
-from linmem.engine.pgtable import (_PAGE_ACCESSED, _PAGE_PRESENT, _PAGE_USER, KIND_USER,
-                                   MM_FILEPAGES, NEED_PAGE, OK, PAGE_SHIFT, alloc_frame,
-                                   mk_entry, table_index)
-from linmem.mm.frames import PG_reclaim, PG_uptodate
+from linmem.engine.pgtable import (_PAGE_ACCESSED, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER,
+                                   KIND_USER, MM_FILEPAGES, MM_SHMEMPAGES, NEED_PAGE, OK,
+                                   PAGE_SHIFT, alloc_frame, mk_entry, table_index)
+from linmem.mm.frames import PG_reclaim, PG_swapbacked, PG_uptodate
 from linmem.mm.vmstat import node_item, vm_event
 
 PG_readahead = PG_reclaim            # the same bit, as in the kernel
 RA_PAGES = 32                        # read_ahead_kb 128
 FAULT_AROUND_PAGES = 16              # fault_around_bytes 64 KiB
 MMAP_LOTSAMISS = 100
-RA_START, RA_SIZE, RA_ASYNC, RA_MMAP_MISS = 0, 1, 2, 3
-NR_RA = 4
+RA_START, RA_SIZE, RA_ASYNC, RA_MMAP_MISS, RA_SHMEM = 0, 1, 2, 3, 4
+NR_RA = 5                            # per file: readahead state, and 1 for shmem
 
 NR_FILE_PAGES = node_item("nr_file_pages")
+NR_SHMEM = node_item("nr_shmem")
 NR_FILE_MAPPED = node_item("nr_mapped")
 PGPGIN = vm_event("pgpgin")
 
 V_START, V_END, V_FLAGS, V_PGOFF, V_FILE = 0, 1, 2, 3, 4
+VM_WRITE = 0x2
+VM_SHARED = 0x8
 VM_RAND_READ = 0x10000
 
 
@@ -144,14 +147,39 @@ def do_async_mmap_readahead(M, fid, page, pgoff, vm_flags, memcg):
 
 
 @njit
-def map_file_page(M, mm, pte_t, i, page):
-    """Map one cache page read-only (set_pte_range for a file folio)."""
+def shmem_get_page(M, fid, pgoff, memcg):
+    """Models shmem_get_folio_gfp(SGP_CACHE) for a hole: a new zeroed,
+    swap-backed page in the shmem file's cache (no I/O: not a major fault)."""
+    pfn = alloc_frame(M, KIND_USER)
+    if pfn < 0:
+        return pfn
+    M.flags[pfn] |= PG_uptodate | PG_swapbacked
+    M.mapping[pfn] = fid
+    M.index[pfn] = pgoff
+    M.memcg[pfn] = memcg
+    M.pc[M.f_base[fid] + pgoff] = pfn
+    M.node_stat[NR_FILE_PAGES] += 1
+    M.node_stat[NR_SHMEM] += 1
+    L.lruvec_add_folio(M, pfn, 1, memcg)
+    return pfn
+
+
+@njit
+def map_file_page(M, mm, pte_t, i, page, vm_flags):
+    """Map one cache page (set_pte_range for a file folio): read-only, except
+    shared writable shmem, which needs no write notification."""
     M.refcount[page] += 1
     M.mapcount[page] += 1
     if M.mapcount[page] == 1:
         M.node_stat[NR_FILE_MAPPED] += 1
-    M.mm_stat[mm, MM_FILEPAGES] += 1
-    M.pt[pte_t, i] = mk_entry(page, _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED)
+    pte = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED
+    if M.flags[page] & PG_swapbacked:
+        M.mm_stat[mm, MM_SHMEMPAGES] += 1
+        if (vm_flags & (VM_SHARED | VM_WRITE)) == (VM_SHARED | VM_WRITE):
+            pte |= _PAGE_RW
+    else:
+        M.mm_stat[mm, MM_FILEPAGES] += 1
+    M.pt[pte_t, i] = mk_entry(page, pte)
 
 
 @njit
@@ -174,7 +202,7 @@ def do_fault_around(M, V, vi, mm, pte_t, va):
         page = find_get_page(M, fid, pgoff)
         if page < 0 or (M.flags[page] & PG_readahead) or not (M.flags[page] & PG_uptodate):
             continue
-        map_file_page(M, mm, pte_t, i, page)
+        map_file_page(M, mm, pte_t, i, page, V[vi, V_FLAGS])
         if i == pte_off:
             mapped_target = True
     ra = M.ra[fid]

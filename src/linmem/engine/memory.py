@@ -139,6 +139,22 @@ def folio_put(M, head):
 
 
 @njit
+def truncate_file(M, fid):
+    """Models truncate_inode_pages(): every cached page of the file leaves the
+    cache (freed once no mapping holds it any more)."""
+    for pgoff in range(M.f_npages[fid]):
+        slot = M.f_base[fid] + pgoff
+        page = np.int64(M.pc[slot])
+        if page < 0:
+            continue
+        M.pc[slot] = -1
+        M.node_stat[F.NR_FILE_PAGES] -= 1
+        if M.flags[page] & PG_swapbacked:
+            M.node_stat[F.NR_SHMEM] -= 1
+        folio_put(M, page)
+
+
+@njit
 def _rss_add(M, mm, head, nr):
     if M.flags[head] & PG_anon:
         M.mm_stat[mm, MM_ANONPAGES] += nr
@@ -204,7 +220,13 @@ def do_file_page(M, V, vi, mm, pte_t, va, write, memcg):
         return MINOR
     page = F.find_get_page(M, fid, pgoff)
     result = MINOR
-    if page >= 0:
+    st = OK
+    if M.ra[fid, F.RA_SHMEM]:
+        if page < 0:                                 # shmem_fault: a new zeroed page
+            page = F.shmem_get_page(M, fid, pgoff, memcg)
+            if page < 0:
+                return NEED_PAGE
+    elif page >= 0:
         st = F.do_async_mmap_readahead(M, fid, page, pgoff, flags, memcg)
     else:
         st = F.do_sync_mmap_readahead(M, fid, pgoff, flags, memcg)
@@ -222,7 +244,7 @@ def do_file_page(M, V, vi, mm, pte_t, va, write, memcg):
         M.pt[pte_t, i] = mk_entry(new, _PAGE_PRESENT | _PAGE_RW | _PAGE_USER |
                                   _PAGE_ACCESSED | _PAGE_DIRTY)
         return result
-    F.map_file_page(M, mm, pte_t, i, page)
+    F.map_file_page(M, mm, pte_t, i, page, flags)
     if write:
         M.pt[pte_t, i] |= _PAGE_RW | _PAGE_DIRTY
     return result

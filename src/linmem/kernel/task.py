@@ -32,7 +32,8 @@ from linmem.mm.gfp import GFP_KERNEL_ACCOUNT
 from linmem.mm.memory import MemoryModel, OutOfMemory
 from linmem.mm.util import vm_enough_memory
 from linmem.mm.vmstat import node_item
-from linmem.mm.vma import VM_SHARED, VM_WRITE, MappedFile, SyscallError, Unmapped, VmaTree
+from linmem.mm.vma import (VM_SHARED, VM_WRITE, MappedFile, ShmemFile, SyscallError, Unmapped,
+                           VmaTree)
 
 KERNEL_STACK_KB = 16            # THREAD_SIZE on x86-64
 _NR_KERNEL_STACK = node_item("nr_kernel_stack")
@@ -106,8 +107,15 @@ class Kernel:
             return -1
         key = id(file)
         if key not in self.file_ids:
-            self.file_ids[key] = self.mem.register_file(-(-file.size // 4096))
+            shmem = isinstance(file, ShmemFile)
+            self.file_ids[key] = self.mem.register_file(-(-file.size // 4096), shmem)
+            if shmem:
+                file.release = self._release_shmem
         return self.file_ids[key]
+
+    def _release_shmem(self, file) -> None:
+        """The last mapping of a shmem object went: its pages go (shmem_evict_inode)."""
+        self.mem.truncate(self.file_ids.pop(id(file)))
 
     # --------------------------------------------------------------- mm
 

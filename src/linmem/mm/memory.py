@@ -25,9 +25,12 @@ the allocator's slow path when the compiled fast path cannot get a page.
 File faults go through the page cache with fault-around and readahead
 (``linmem.engine.filemap``).
 
-Deviations from Linux (``XXX``): shared anonymous memory (shmem) is not
-modelled, LRU additions are not batched per CPU, a PTE-mapped THP subpage is
-always copied on a write fault.
+Shared anonymous memory is a shmem object: a page cache of zeroed,
+swap-backed pages (Shmem), freed when its last mapping goes.
+
+Deviations from Linux (``XXX``): LRU additions are not batched per CPU, a
+PTE-mapped THP subpage is always copied on a write fault, shmem has no huge
+pages (shmem_enabled=never, the default).
 """
 
 from __future__ import annotations
@@ -116,7 +119,7 @@ class MemoryModel:
             grown[:self.K.task_stat.shape[0]] = self.K.task_stat
             self.K.replace(task_stat=grown)
 
-    def register_file(self, npages: int) -> int:
+    def register_file(self, npages: int, shmem: bool = False) -> int:
         """Give a file of ``npages`` pages its place in the page cache; its id."""
         K = self.K
         fid = K.f_base.shape[0]
@@ -125,6 +128,7 @@ class MemoryModel:
                       f_base=np.append(K.f_base, base),
                       f_npages=np.append(K.f_npages, npages),
                       ra=np.concatenate([K.ra, np.zeros((1, F.NR_RA), dtype=np.int64)]))
+        self.K.ra[fid, F.RA_SHMEM] = int(shmem)
         return fid
 
     # --------------------------------------------------- the memory loop
@@ -217,6 +221,10 @@ class MemoryModel:
         return G.GFP_TRANSHUGE_LIGHT
 
     # ------------------------------------------------------------ unmapping
+
+    def truncate(self, fid: int) -> None:
+        """Drop a file's page cache (a shmem object's pages when it goes)."""
+        E.truncate_file(self.K.ref, fid)
 
     def zap(self, mm: int, start: int, end: int) -> None:
         """Drop every mapping in [start, end) (models zap_page_range_single)."""

@@ -281,6 +281,7 @@ class ShmemFile(MappedFile):
     charged: int = 0
     refs: int = 0
     unaccount: Callable[[int], None] | None = None
+    release: Callable[["ShmemFile"], None] | None = None   # frees its pages (evict)
 
     def vm_get(self) -> None:
         self.refs += 1
@@ -290,6 +291,8 @@ class ShmemFile(MappedFile):
         if self.refs == 0 and self.charged and self.unaccount:
             self.unaccount(self.charged)
             self.charged = 0
+        if self.refs == 0 and self.release is not None:
+            self.release(self)
 
 
 def _fget(file: Any) -> None:

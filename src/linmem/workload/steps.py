@@ -263,11 +263,8 @@ def step_mmap(run, proc, args, where) -> float:
             raise InputError(f"{where}.file", f"no file {args.file!r} under `files`")
         file = run.machine.kernel.open_file(V.MappedFile(args.file, size))
         length = length or size
-    elif args.shared:
-        raise InputError(f"{where}.shared", "shared anonymous memory is shmem, which this "
-                         "version does not model yet")
     else:
-        flags |= V.MAP_ANONYMOUS
+        flags |= V.MAP_ANONYMOUS          # shared: a shmem object (shmem_zero_setup)
     addr = mmaplib.vm_mmap(mm, file, 0, length, prot, flags)
     proc.regions[args.as_] = (addr, length)
     run.event("mmap", pid=proc.task.pid, region=args.as_, address=hex(addr), length=length)
