@@ -357,3 +357,14 @@ def test_shared_anonymous_memory_across_fork(mib):
     p.k.munmap(p.task, a, size)
     assert int(p.m.node_stat[node_item("nr_shmem")]) == 0
     p.m.check_invariants()
+
+
+def test_address_randomisation_comes_from_the_seed():
+    def layout(seed, aslr):
+        m = Machine(ram=1 << 30, seed=seed)
+        m.aslr = aslr
+        t = m.kernel.spawn("/usr/bin/cat", ["cat"])
+        return [(v.start, v.end) for v in t.mm.vmas.vmas()]
+    assert layout(1, False) == layout(2, False)               # off: setarch -R's layout
+    assert layout(1, True) == layout(1, True)                 # deterministic per seed
+    assert layout(1, True) != layout(2, True) != layout(1, False)
