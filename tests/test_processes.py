@@ -196,6 +196,8 @@ def test_overcommit_guess_refuses_only_more_than_ram_plus_swap():
 def test_no_page_is_lost_when_every_process_exits():
     m = Machine(ram=2 << 30)
     p = Proc(m, program="/usr/bin/cat")
+    text = next(v for v in p.task.mm.vmas.vmas() if v.perms() == "r-xp")
+    p.touch(p.task, text.start, text.end - text.start, write=False)
     a = p.mmap(32 * MiB)
     p.touch(p.task, a, 32 * MiB)
     child = p.k.fork(p.task)
@@ -205,8 +207,14 @@ def test_no_page_is_lost_when_every_process_exits():
     p.k.exit(p.task)
     pa = m.page_alloc
     file_pages = int(m.node_stat[node_item("nr_file_pages")])    # the page cache stays
+    assert file_pages > 0
     assert pa.nr_free_pages() + pa.pcp_pages() + file_pages == m.totalram_pages
     assert m.committed_as == 0
+    m.check_invariants()
+    m.write_sysctl("vm.drop_caches", 1)          # the clean, unmapped page cache goes
+    pa.drain_all_pages()
+    assert int(m.node_stat[node_item("nr_file_pages")]) == 0
+    assert pa.nr_free_pages() == m.totalram_pages                # all of boot's free pages
     m.check_invariants()
 
 

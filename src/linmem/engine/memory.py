@@ -27,8 +27,8 @@ from linmem.engine.pgtable import (
     alloc_table, free_frame, free_table, mk_entry, pmd_deposit, pte_pfn, table_index, walk_pmd,
     walk_pte,
 )
-from linmem.mm.frames import (PG_anon, PG_head, PG_lru, PG_mlocked, PG_swapbacked,
-                              PG_unevictable, PG_uptodate)
+from linmem.mm.frames import (PG_anon, PG_dirty, PG_head, PG_lru, PG_mlocked,
+                              PG_swapbacked, PG_unevictable, PG_uptodate, PG_writeback)
 from linmem.mm.vmstat import NR_MLOCK, PGFAULT, PGMAJFAULT, node_item, vm_event
 
 # VMA rows
@@ -152,6 +152,24 @@ def truncate_file(M, fid):
         if M.flags[page] & PG_swapbacked:
             M.node_stat[F.NR_SHMEM] -= 1
         folio_put(M, page)
+
+
+@njit
+def invalidate_mapping_pages(M, fid):
+    """Models mapping_try_invalidate() for drop_caches: the clean, unmapped,
+    unlocked pages of a file leave its cache and are freed. Returns how many."""
+    dropped = 0
+    for pgoff in range(M.f_npages[fid]):
+        slot = M.f_base[fid] + pgoff
+        page = np.int64(M.pc[slot])
+        if page < 0 or M.mapcount[page] != 0 or M.refcount[page] != 1 or \
+                (M.flags[page] & (PG_dirty | PG_writeback | PG_swapbacked)):
+            continue
+        M.pc[slot] = -1
+        M.node_stat[F.NR_FILE_PAGES] -= 1
+        folio_put(M, page)
+        dropped += 1
+    return dropped
 
 
 @njit

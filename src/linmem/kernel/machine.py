@@ -134,6 +134,18 @@ class Machine:
         """Models lowmem_reserve_ratio_sysctl_handler()."""
         self.page_alloc.setup_per_zone_lowmem_reserve(value)
 
+    def _drop_caches_handler(self, value: int) -> None:
+        """Models drop_caches_sysctl_handler(): 1 drops the clean, unmapped page
+        cache (drop_pagecache), 2 reclaimable slab (there is none yet), 3 both;
+        4 only silences the message. Counted in drop_pagecache/drop_slab."""
+        from linmem.mm.vmstat import vm_event
+        if value & 1:
+            if self._kernel is not None:
+                self._kernel.drop_pagecache()
+            self.page_alloc.S.events[vm_event("drop_pagecache")] += 1
+        if value & 2:
+            self.page_alloc.S.events[vm_event("drop_slab")] += 1
+
     def _boost_factor_handler(self, value: int) -> None:
         self.page_alloc.S.tunables[0] = value
 
@@ -143,6 +155,7 @@ class Machine:
         "percpu_pagelist_high_fraction": _wmark_handler,
         "lowmem_reserve_ratio": _lowmem_reserve_handler,
         "watermark_boost_factor": _boost_factor_handler,
+        "drop_caches": _drop_caches_handler,
     }
 
     # ---------------------------------------------------------------- state

@@ -113,6 +113,12 @@ class Kernel:
                 file.release = self._release_shmem
         return self.file_ids[key]
 
+    def drop_pagecache(self) -> int:
+        """Models drop_pagecache_sb() over every file: clean, unmapped pages go."""
+        from linmem.engine.memory import invalidate_mapping_pages
+        return sum(invalidate_mapping_pages(self.mem.K.ref, fid)
+                   for fid in range(self.mem.K.f_base.shape[0]))
+
     def _release_shmem(self, file) -> None:
         """The last mapping of a shmem object went: its pages go (shmem_evict_inode)."""
         self.mem.truncate(self.file_ids.pop(id(file)))
