@@ -28,6 +28,7 @@ def run(scenario, out, seed):
       linmem run
       linmem run examples/zones.yaml --out out/zones
     """
+    _warn_if_compiling()
     from linmem.workload.runner import run_scenario, write_outputs
     from linmem.workload.scenario import default_scenario, load_scenario
 
@@ -40,6 +41,20 @@ def run(scenario, out, seed):
     if out:
         write_outputs(result, Path(out))
     _print_summary(result, out)
+
+
+def _warn_if_compiling() -> None:
+    """The compiled kernels are cached next to their sources; on the first run
+    numba compiles them, which takes a minute or two: say so."""
+    import os
+
+    import linmem.engine
+    if os.environ.get("NUMBA_CACHE_DIR") or os.environ.get("NUMBA_DISABLE_JIT") == "1":
+        return
+    cache = Path(linmem.engine.__file__).parent / "__pycache__"
+    if not any(cache.glob("memory.access_pages-*.nbi")):
+        click.echo("linmem: compiling the model's kernels (first run only, a minute or two)...",
+                   err=True)
 
 
 def _print_summary(result, out) -> None:
