@@ -26,10 +26,8 @@ def run(scenario, out, seed):
     \b
     Examples:
       linmem run
-      linmem run examples/zones.yaml --out out/zones
+      linmem run my-scenario.yaml --out out/mine
     """
-    _warn_if_compiling()
-    from linmem.workload.runner import run_scenario, write_outputs
     from linmem.workload.scenario import default_scenario, load_scenario
 
     scen = load_scenario(scenario) if scenario else default_scenario()
@@ -37,6 +35,8 @@ def run(scenario, out, seed):
         if seed < 0:
             raise InputError("--seed", f"must not be negative, got {seed}")
         scen.seed = seed
+    _warn_if_compiling()
+    from linmem.workload.runner import run_scenario, write_outputs
     result = run_scenario(scen)
     if out:
         write_outputs(result, Path(out))
