@@ -1,5 +1,6 @@
-"""Compiled kernels: the page cache as file faults use it (mm/filemap.c,
-mm/readahead.c, mm/memory.c do_fault_around).
+"""Compiled kernels: the page cache as file faults and read(2) use it
+(mm/filemap.c, mm/readahead.c, mm/swap.c folio_mark_accessed, mm/memory.c
+do_fault_around).
 
 A file fault first tries *fault-around*: map, without I/O, the pages of the
 aligned 64 KiB window around the address that are already cached and up to
@@ -20,8 +21,14 @@ before the end. Reading waits for the disk: a major fault.
 Per open file (``struct file_ra_state``): the window start, size, async size
 and mmap_miss, in ``M.ra[file]``.
 
+read(2) (filemap_read) reads missing pages by on-demand readahead and marks
+every folio it copies accessed: the two-touch rule of folio_mark_accessed
+puts a file read twice on the active list, as the real kernel does
+(tests/data/realkernel/read-twice-6.18.json).
+
 Deviations from Linux (``XXX``): MADV_SEQUENTIAL reads around like the
-default; the readahead size is the default 128 KiB (read_ahead_kb) and
+default; read(2) is modelled for sequential whole-range readers (no random
+read detection, no prev_pos dedup of repeated small reads of one page); the readahead size is the default 128 KiB (read_ahead_kb) and
 fault_around_bytes 64 KiB; reads complete at once (no page is ever found
 locked under I/O, which on the real kernel adds a few faults).
 """
@@ -35,7 +42,8 @@ from linmem.engine.jit import njit
 from linmem.engine.pgtable import (_PAGE_ACCESSED, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER,
                                    KIND_USER, MM_FILEPAGES, MM_SHMEMPAGES, NEED_PAGE, OK,
                                    PAGE_SHIFT, alloc_frame, mk_entry, table_index)
-from linmem.mm.frames import PG_reclaim, PG_swapbacked, PG_uptodate
+from linmem.mm.frames import (PG_active, PG_lru, PG_reclaim, PG_referenced, PG_swapbacked,
+                              PG_unevictable, PG_uptodate)
 from linmem.mm.vmstat import node_item, vm_event
 
 PG_readahead = PG_reclaim            # the same bit, as in the kernel
@@ -49,6 +57,7 @@ NR_FILE_PAGES = node_item("nr_file_pages")
 NR_SHMEM = node_item("nr_shmem")
 NR_FILE_MAPPED = node_item("nr_mapped")
 PGPGIN = vm_event("pgpgin")
+PGACTIVATE = vm_event("pgactivate")
 
 V_START, V_END, V_FLAGS, V_PGOFF, V_FILE = 0, 1, 2, 3, 4
 VM_WRITE = 0x2
@@ -209,3 +218,78 @@ def do_fault_around(M, V, vi, mm, pte_t, va):
     if ra[RA_MMAP_MISS] > 0:
         ra[RA_MMAP_MISS] -= 1
     return mapped_target
+
+
+# --------------------------------------------------------------------------
+# read(2)
+
+@njit
+def get_init_ra_size(size, max_pages):
+    """Models get_init_ra_size(): the first window of a sequential reader."""
+    newsize = 1
+    while newsize < size:
+        newsize <<= 1
+    if newsize <= max_pages // 32:
+        return newsize * 4
+    if newsize <= max_pages // 4:
+        return newsize * 2
+    return max_pages
+
+
+@njit
+def folio_mark_accessed(M, page):
+    """Models folio_mark_accessed(): the two-touch rule. An inactive folio is
+    first marked referenced; referenced again, it is activated."""
+    flags = M.flags[page]
+    if flags & PG_unevictable:
+        M.flags[page] |= PG_referenced
+        return
+    if not (flags & PG_referenced):
+        M.flags[page] |= PG_referenced
+    elif not (flags & PG_active) and (flags & PG_lru):
+        nr = 1
+        memcg = M.memcg[page]
+        L.lruvec_del_folio(M, page, nr, memcg)
+        M.flags[page] = (M.flags[page] | PG_active) & ~np.uint32(PG_referenced)
+        L.lruvec_add_folio(M, page, nr, memcg)
+        M.events[PGACTIVATE] += nr
+
+
+@njit
+def filemap_read(M, fid, start, npages, req, memcg):
+    """Models filemap_read() for a sequential reader asking ``req`` pages at a
+    time: missing pages are read by on-demand readahead (page_cache_sync_ra;
+    page_cache_async_ra at a PG_readahead page), every folio copied is marked
+    accessed. Resumable: (status, next page)."""
+    end = min(start + npages, M.f_npages[fid])
+    ra = M.ra[fid]
+    index = start
+    while index < end:
+        page = find_get_page(M, fid, index)
+        if page < 0:
+            size = get_init_ra_size(req, RA_PAGES)
+            async_size = size - req if size > req else size >> 1
+            st = page_cache_ra_unbounded(M, fid, index, size, async_size, memcg)
+            if st != OK:
+                return st, index
+            ra[RA_START] = index
+            ra[RA_SIZE] = size
+            ra[RA_ASYNC] = async_size
+            page = find_get_page(M, fid, index)
+        elif M.flags[page] & PG_readahead:
+            if index == ra[RA_START] + ra[RA_SIZE] - ra[RA_ASYNC]:
+                nstart = ra[RA_START] + ra[RA_SIZE]
+                size = get_next_ra_size(ra[RA_SIZE], RA_PAGES)
+            else:
+                nstart = index + 1
+                size = RA_PAGES
+            st = page_cache_ra_unbounded(M, fid, nstart, size, size, memcg)
+            if st != OK:
+                return st, index
+            M.flags[page] &= ~np.uint32(PG_readahead)
+            ra[RA_START] = nstart
+            ra[RA_SIZE] = size
+            ra[RA_ASYNC] = size
+        folio_mark_accessed(M, page)
+        index += 1
+    return OK, end

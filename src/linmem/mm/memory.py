@@ -222,6 +222,21 @@ class MemoryModel:
 
     # ------------------------------------------------------------ unmapping
 
+    def read(self, fid: int, start: int, npages: int, req: int = 32, memcg: int = 0) -> None:
+        """read(2) of ``npages`` pages from ``start``, ``req`` pages per call
+        (filemap_read with on-demand readahead; every folio marked accessed)."""
+        state = {"index": start}
+
+        def call(K):
+            status, index = F.filemap_read(K, fid, state["index"], npages - (state["index"] - start),
+                                           req, memcg)
+            state["index"] = index
+            return status, index
+        try:
+            self._resumable(call)
+        finally:
+            self._release_prealloc()
+
     def truncate(self, fid: int) -> None:
         """Drop a file's page cache (a shmem object's pages when it goes)."""
         E.truncate_file(self.K.ref, fid)

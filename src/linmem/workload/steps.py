@@ -22,6 +22,7 @@ from linmem.errors import InputError
 from linmem.mm import mmap as mmaplib
 from linmem.mm import vma as V
 from linmem.mm.memory import OutOfMemory
+from linmem.mm.vmstat import vm_event
 from linmem.workload.libc import Libc
 
 T_ACCESS = 5e-9
@@ -30,6 +31,9 @@ T_MAJOR = 80e-6
 T_SYSCALL = 1e-6
 T_FORK = 50e-6
 T_EXEC = 200e-6
+_PGPGIN = vm_event("pgpgin")
+T_READ_IO = 2e-6           # a page from an SSD at about 2 GB/s (readahead batches)
+T_COPY = 0.2e-6            # a page copied to user space
 PAGE = 4096
 
 SEGV = -3                          # the access status of a SIGSEGV
@@ -340,6 +344,24 @@ def _after_fork_libc(child: Proc, parent: Proc) -> None:
     child.libc.arena.free_chunks = list(a.free_chunks)
 
 
+def step_read(run, proc, args, where) -> float:
+    """read(2) of a whole file, ``passes`` times, 128 KiB per call."""
+    size = run.scenario.files.get(args.file)
+    if size is None:
+        raise InputError(f"{where}.file", f"no file {args.file!r} under `files`")
+    kernel = run.machine.kernel
+    fid = kernel.file_id(kernel.open_file(V.MappedFile(args.file, size)))
+    npages = -(-size // PAGE)
+    events = run.machine.page_alloc.S.events
+    before = int(events[_PGPGIN])
+    for _ in range(args.passes):
+        kernel.mem.read(fid, 0, npages)
+    read_pages = (int(events[_PGPGIN]) - before) // 4
+    run.event("read", pid=proc.task.pid, file=args.file, passes=args.passes,
+              pages_read_from_disk=read_pages)
+    return read_pages * T_READ_IO + npages * args.passes * T_COPY
+
+
 def step_wait(run, proc, name, where) -> float:
     child = proc.children.get(name)
     if child is None:
@@ -404,6 +426,6 @@ def do_exit(run, proc: Proc, code: int, signal: int = 0) -> None:
 HANDLERS = {
     "touch": step_touch, "mmap": step_mmap, "munmap": step_munmap, "brk": step_brk,
     "malloc": step_malloc, "free": step_free, "madvise": step_madvise, "mlock": step_mlock,
-    "fork": step_fork, "wait": step_wait, "exec": step_exec, "sleep": step_sleep,
+    "fork": step_fork, "wait": step_wait, "read": step_read, "exec": step_exec, "sleep": step_sleep,
     "snapshot": step_snapshot, "sysctl": step_sysctl, "exit": step_exit,
 }
