@@ -147,7 +147,9 @@ class Machine:
             self.page_alloc.S.events[vm_event("drop_slab")] += 1
 
     def _boost_factor_handler(self, value: int) -> None:
-        self.page_alloc.S.tunables[0] = value
+        """watermark_boost_factor is read by boost_watermark()."""
+        from linmem.engine.buddy import T_BOOST_FACTOR
+        self.page_alloc.S.tunables[T_BOOST_FACTOR] = value
 
     _HANDLERS = {
         "min_free_kbytes": _min_free_kbytes_handler,

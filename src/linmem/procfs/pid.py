@@ -11,6 +11,7 @@ root process of the reference machines.
 from __future__ import annotations
 
 from linmem.engine import task_mmu as T
+from linmem.engine.pgtable import MM_HIWATER_RSS
 from linmem.mm import mmap as mmaplib
 from linmem.mm.oom_kill import oom_score
 from linmem.mm.vma import VM_LOCKED, vma_flags_mnemonics
@@ -33,7 +34,7 @@ def mm_counters(kernel, task) -> dict:
     v = mm.vmas
     file, anon, swap, shmem = kernel.mem.rss(mm.id)
     rss = file + anon + shmem
-    hiwater_rss = max(int(kernel.mem.K.mm_stat[mm.id, 8]), rss)
+    hiwater_rss = max(int(kernel.mem.K.mm_stat[mm.id, MM_HIWATER_RSS]), rss)
     text = ((v.end_code + PAGE - 1) & ~(PAGE - 1)) - (v.start_code & ~(PAGE - 1))
     text = min(text, v.exec_vm * PAGE)
     return {"total_vm": v.total_vm, "hiwater_vm": max(v.hiwater_vm, v.total_vm),
@@ -142,7 +143,6 @@ def render_maps(kernel, task) -> str:
     return "".join(line for _vma, line in _vma_lines(task)) + _gate_line()
 
 
-_SMAPS_LINES = (("Rss", T.RESIDENT), ("Pss", T.PSS), ("Pss_Dirty", T.PSS_DIRTY))
 _SMAPS_TAIL = (("Shared_Clean", T.SHARED_CLEAN), ("Shared_Dirty", T.SHARED_DIRTY),
                ("Private_Clean", T.PRIVATE_CLEAN), ("Private_Dirty", T.PRIVATE_DIRTY),
                ("Referenced", T.REFERENCED), ("Anonymous", T.ANONYMOUS))
