@@ -17,6 +17,7 @@ import numpy as np
 from linmem.engine import buddy as B
 from linmem.engine import filemap as F
 from linmem.engine import lru as L
+from linmem.engine import page_writeback as PW
 from linmem.engine.jit import njit
 from linmem.engine.pgtable import (
     _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, _PAGE_SPECIAL, _PAGE_TABLE,
@@ -141,12 +142,14 @@ def folio_put(M, head):
 @njit
 def truncate_file(M, fid):
     """Models truncate_inode_pages(): every cached page of the file leaves the
-    cache (freed once no mapping holds it any more)."""
+    cache (freed once no mapping holds it any more); dirty pages are
+    cancelled (folio_cancel_dirty). The caller has waited for writeback."""
     for pgoff in range(M.f_npages[fid]):
         slot = M.f_base[fid] + pgoff
         page = np.int64(M.pc[slot])
         if page < 0:
             continue
+        PW.folio_cancel_dirty(M, page)
         M.pc[slot] = -1
         M.node_stat[F.NR_FILE_PAGES] -= 1
         if M.flags[page] & PG_swapbacked:
@@ -263,8 +266,9 @@ def do_file_page(M, V, vi, mm, pte_t, va, write, memcg):
                                   _PAGE_ACCESSED | _PAGE_DIRTY)
         return result
     F.map_file_page(M, mm, pte_t, i, page, flags)
-    if write:
+    if write:                                        # do_shared_fault -> fault_dirty_shared_page
         M.pt[pte_t, i] |= _PAGE_RW | _PAGE_DIRTY
+        PW.folio_mark_dirty(M, page)
     return result
 
 
@@ -308,8 +312,9 @@ def do_wp_page(M, V, vi, mm, pte_t, va, entry, memcg):
     head = folio_head(M, pfn)
     flags = V[vi, V_FLAGS]
     if not (M.flags[head] & PG_anon):
-        if flags & VM_SHARED:
+        if flags & VM_SHARED:                        # wp_page_shared: page_mkwrite, dirty
             M.pt[pte_t, i] = entry | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED
+            PW.folio_mark_dirty(M, head)
             return MINOR
         return wp_page_copy(M, V, vi, mm, pte_t, va, entry, memcg)
     if head == pfn and M.refcount[head] == 1:

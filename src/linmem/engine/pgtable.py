@@ -73,6 +73,7 @@ C_PT_NEXT = 7           # first never-used table id
 C_USE_ZERO_PAGE = 8     # transparent_hugepage/use_zero_page
 C_HUGE_ZERO_PFN = 9     # the huge zero folio (order 9), -1 until first use
 C_THP_MODE = 10         # 0 never, 1 madvise, 2 always
+C_NOW_US = 11           # the machine's clock, in microseconds (inode dirtied_when)
 C_NR = 12
 
 KIND_USER, KIND_KERNEL, KIND_THP = 0, 1, 2

@@ -19,6 +19,9 @@ each write going through the same handler as a write to /proc/sys/vm.
 
 from __future__ import annotations
 
+import heapq
+import itertools
+
 import numpy as np
 
 from linmem import sysctl as sysctl_table
@@ -34,7 +37,8 @@ class Machine:
     """One simulated x86-64 (or i386) machine with a single memory node."""
 
     def __init__(self, ram: int, arch: str = "x86_64", cpus: int = 2, thp: str = "madvise",
-                 lru: str = "classic", sysctl: dict | None = None, seed: int = 0):
+                 lru: str = "classic", sysctl: dict | None = None, seed: int = 0,
+                 disk: dict | None = None):
         if thp not in THP_MODES:
             raise ValueError(f"thp must be one of {', '.join(THP_MODES)}, got {thp!r}")
         self.arch = arch
@@ -54,6 +58,9 @@ class Machine:
         self.user_min_free_kbytes = -1
         self.committed_as = 0                 # vm_committed_as, in pages
         self.aslr = False                     # address randomisation (from the seed)
+        self.disk = dict(disk or {})          # BlockDevice settings (size, bandwidths, latency)
+        self.timers: list = []                # (time, order, callback): the kernel's timers
+        self._timer_order = itertools.count()
         self._kernel = None
         self.page_alloc.boot()
         self._boot_initcalls()
@@ -65,8 +72,9 @@ class Machine:
         """Build and boot the machine a scenario describes (``machine`` and ``sysctl``)."""
         m = scenario.machine
         sysctl = {f"vm.{k}": v for k, v in scenario.sysctl.as_dict().items()}
+        disk = m.disk.model_dump() if getattr(m, "disk", None) is not None else None
         machine = cls(ram=m.ram, arch=m.arch, cpus=m.cpus, thp=m.thp, lru=m.lru,
-                      sysctl=sysctl, seed=scenario.seed)
+                      sysctl=sysctl, seed=scenario.seed, disk=disk)
         machine.name = scenario.name
         machine.aslr = m.aslr
         return machine
@@ -136,14 +144,17 @@ class Machine:
 
     def _drop_caches_handler(self, value: int) -> None:
         """Models drop_caches_sysctl_handler(): 1 drops the clean, unmapped page
-        cache (drop_pagecache), 2 reclaimable slab (there is none yet), 3 both;
-        4 only silences the message. Counted in drop_pagecache/drop_slab."""
+        cache (drop_pagecache), 2 the unused inodes and dentries (drop_slab:
+        the next lookup reads them again), 3 both; 4 only silences the
+        message. Counted in drop_pagecache/drop_slab."""
         from linmem.mm.vmstat import vm_event
         if value & 1:
             if self._kernel is not None:
                 self._kernel.drop_pagecache()
             self.page_alloc.S.events[vm_event("drop_pagecache")] += 1
         if value & 2:
+            if self._kernel is not None and self._kernel.mounted_fs is not None:
+                self._kernel.mounted_fs.drop_inodes()
             self.page_alloc.S.events[vm_event("drop_slab")] += 1
 
     def _boost_factor_handler(self, value: int) -> None:
@@ -160,18 +171,47 @@ class Machine:
         "drop_caches": _drop_caches_handler,
     }
 
+    # ---------------------------------------------------------------- time
+
+    def add_timer(self, when: float, callback) -> None:
+        """Run ``callback(when)`` once the clock reaches ``when`` (the flusher,
+        the journal, I/O completions)."""
+        heapq.heappush(self.timers, (when, next(self._timer_order), callback))
+
+    def next_timer(self) -> float | None:
+        return self.timers[0][0] if self.timers else None
+
+    def run_timers(self, until: float) -> None:
+        """Fire, in time order, every timer due by ``until``; the clock follows."""
+        while self.timers and self.timers[0][0] <= until:
+            when, _, callback = heapq.heappop(self.timers)
+            self.clock = max(self.clock, when)
+            callback(self.clock)
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of simulated time pass with nothing running but the
+        kernel's timers (writeback, I/O completion)."""
+        until = self.clock + seconds
+        self.run_timers(until)
+        self.clock = until
+
     # ---------------------------------------------------------------- state
 
     # Facts that later mechanisms (swap, the page cache, processes) provide; a
     # machine without them has none of each.
     total_swap_pages = 0          # SwapTotal
     nr_swap_pages = 0             # SwapFree
-    nr_blockdev_pages = 0         # Buffers
     nr_forks = 0                  # processes created since boot (/proc/stat)
     nr_tasks = 0                  # tasks alive (/proc/loadavg)
     nr_running = 0                # tasks running
     last_pid = 0
     kswapd_failures = 0           # pgdat->kswapd_failures
+
+    @property
+    def nr_blockdev_pages(self) -> int:
+        """Buffers: the block device's page cache (nr_blockdev_pages())."""
+        fs = self._kernel.mounted_fs if self._kernel is not None else None
+        return fs.buffers if fs is not None else 0
 
     @property
     def node_unreclaimable(self) -> bool:
@@ -193,8 +233,9 @@ class Machine:
 
     def check_invariants(self) -> None:
         """Raise AssertionError naming the first broken rule of the model."""
-        from linmem.mm.debug import check_page_alloc
+        from linmem.mm.debug import check_page_alloc, check_page_cache
 
         check_page_alloc(self.page_alloc)
+        check_page_cache(self)
         if self._kernel is not None:
             self._kernel.check_invariants()

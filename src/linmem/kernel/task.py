@@ -27,16 +27,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from linmem.fs import ext4
 from linmem.mm import mmap as mmaplib
+from linmem.mm.page_writeback import DirtyThrottle, balance_dirty_pages
 from linmem.mm.gfp import GFP_KERNEL_ACCOUNT
 from linmem.mm.memory import MemoryModel, OutOfMemory
 from linmem.mm.util import vm_enough_memory
-from linmem.mm.vmstat import node_item
+from linmem.mm.vmstat import node_item, vm_event
 from linmem.mm.vma import (VM_SHARED, VM_WRITE, MappedFile, ShmemFile, SyscallError, Unmapped,
                            VmaTree)
 
 KERNEL_STACK_KB = 16            # THREAD_SIZE on x86-64
 _NR_KERNEL_STACK = node_item("nr_kernel_stack")
+_PGPGIN = vm_event("pgpgin")
 TASK_SIZE_TOP = 1 << 47
 
 
@@ -78,6 +81,7 @@ class Task:
     cmaj_flt: int = 0
     program: str = ""
     stack_pfns: list[int] = field(default_factory=list)
+    dirty: DirtyThrottle = field(default_factory=DirtyThrottle)
 
 
 class Kernel:
@@ -90,6 +94,20 @@ class Kernel:
         self.last_pid = 0
         self.files: dict[str, MappedFile] = {}
         self.file_ids: dict[int, int] = {}
+        self.mounted_fs = None
+        self._dirtying: dict[int, float] = {}   # pid -> last balance_dirty_pages
+
+    @property
+    def fs(self):
+        """The file system on the machine's disk (mounted at first use), with
+        its flusher (linmem.fs)."""
+        if self.mounted_fs is None:
+            from linmem.fs.blockdev import BlockDevice
+            from linmem.fs.fs_writeback import BdiWriteback
+            from linmem.fs.vfs import Filesystem
+            self.mounted_fs = Filesystem(self, BlockDevice(**self.machine.disk))
+            BdiWriteback(self.machine, self.mounted_fs)
+        return self.mounted_fs
 
     # ------------------------------------------------------------ files
 
@@ -105,6 +123,9 @@ class Kernel:
         """The page-cache id of a file (registered at first use); -1 for none."""
         if file is None or getattr(file, "size", None) is None:
             return -1
+        inode = getattr(file, "inode", None)
+        if inode is not None:
+            return self.mounted_fs.fid(inode)
         key = id(file)
         if key not in self.file_ids:
             shmem = isinstance(file, ShmemFile)
@@ -340,6 +361,74 @@ class Kernel:
         from linmem.engine.memory import mlock_range
         task.mm.vmas.munlock(addr, length)
         mlock_range(self.mem.K.ref, task.mm.id, addr & ~4095, addr + length, False)
+
+    # ---------------------------------------------------------- file I/O
+
+    def read_file(self, task: Task, path: str, start: int, npages: int, req: int = 32) -> float:
+        """read(2) of pages [start, start + npages), ``req`` pages per call:
+        the seconds the reader waits for the disk."""
+        fs = self.fs
+        inode = fs.lookup(path)
+        fid = fs.fid(inode)
+        events = self.mem.K.events
+        before = int(events[_PGPGIN])
+        self.mem.read(fid, start, npages, req)
+        read = (int(events[_PGPGIN]) - before) // 4
+        return fs.device.read_time(self.machine.clock, read, -(-read // 32)) if read else 0.0
+
+    def write_file(self, task: Task, path: str, offset: int, nbytes: int) -> tuple[int, float]:
+        """write(2) of ``nbytes`` at ``offset`` (a new file is created), up to
+        the next call of balance_dirty_pages: (bytes written, seconds waited:
+        reads of partly written pages and the dirty-throttling pause).
+        Models generic_perform_write and balance_dirty_pages_ratelimited."""
+        fs = self.fs
+        now = self.machine.clock
+        inode = fs.inodes.get(path) or fs.create(path)
+        throttle = task.dirty
+        wb = fs.writeback
+        bw = fs.device.write_bandwidth / 4096
+        if throttle.exceeded and not inode.tmpfs:
+            pause = balance_dirty_pages(self.machine, throttle, now, wb, bw, self._dirtiers())
+            if throttle.exceeded:
+                return 0, pause
+        budget = max(1, throttle.nr_dirtied_pause - throttle.nr_dirtied)
+        first = offset // 4096
+        end = min(offset + nbytes, (first + budget) * 4096)
+        old_size, old_npages = inode.size, inode.npages
+        fs.extend(inode, end)
+        self.mem.set_clock(now)
+        dirtied, read = self.mem.write(fs.fid(inode), first, -(-end // 4096), offset % 4096 != 0,
+                                       end % 4096 != 0 and end < old_size, old_npages)
+        seconds = fs.device.read_time(now, read, read) if read else 0.0
+        if inode.tmpfs:
+            return end - offset, seconds               # no writeback: no throttling
+        if dirtied:
+            wb.wakeup_delayed(now)
+        fs.blocks([ext4.inode_block(inode.ino)], dirty=True)   # mtime, i_size: ext4_dirty_inode
+        throttle.nr_dirtied += dirtied
+        if throttle.nr_dirtied >= throttle.nr_dirtied_pause:
+            self._dirtying[task.pid] = now
+            seconds += balance_dirty_pages(self.machine, throttle, now, wb, bw, self._dirtiers())
+        return end - offset, seconds
+
+    def _dirtiers(self) -> int:
+        """Tasks that dirtied pages in the last 200 ms (they share the disk)."""
+        now = self.machine.clock
+        return max(1, sum(1 for t in self._dirtying.values() if now - t <= 0.2))
+
+    def fsync(self, task: Task, path: str) -> float:
+        """fsync(2): the seconds until the file's data and the journal are on disk."""
+        fs = self.fs
+        inode = fs.inodes.get(path)
+        if inode is None or inode.tmpfs or inode.fid < 0:
+            return 0.0
+        now = self.machine.clock
+        fs._allocate(inode, inode.npages)
+        return fs.writeback.fsync(inode.fid, now) - now
+
+    def unlink(self, task: Task, path: str) -> bool:
+        """unlink(2): False when there is no such file."""
+        return self.fs.unlink(path, self.machine.clock)
 
     # -------------------------------------------------------- invariants
 

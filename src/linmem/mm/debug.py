@@ -157,3 +157,70 @@ def check_page_alloc(pa) -> None:
         if big != S.zstat[z.zid, NR_FREE_PAGES_BLOCKS]:
             raise AssertionError(f"zone {z.name}: NR_FREE_PAGES_BLOCKS is "
                                  f"{S.zstat[z.zid, NR_FREE_PAGES_BLOCKS]}, blocks hold {big}")
+
+
+def check_page_cache(machine) -> None:
+    """The page cache and the LRU lists agree with the counters.
+
+    * every folio on an LRU list has PG_lru, sits on the list its flags name,
+      once; the lists add up to the node's nr_{in,}active_{anon,file} and
+      nr_unevictable;
+    * every cached page belongs to its file at its index and is on an LRU
+      list; the cached pages are nr_file_pages (so Cached + Buffers +
+      SwapCached = file pages), the swap-backed ones nr_shmem;
+    * dirty and writeback pages are nr_dirty and nr_writeback, per file too,
+      and their sum is the zones' nr_zone_write_pending.
+    """
+    from linmem.engine.debug import walk_lru
+    from linmem.engine.filemap import RA_SHMEM
+    from linmem.engine.lru import NR_INACTIVE_ANON, NR_LRU_LISTS
+    from linmem.engine.page_writeback import FS_DIRTY, FS_WRITEBACK
+    from linmem.mm.frames import PG_dirty, PG_lru, PG_swapbacked, PG_writeback
+    from linmem.mm.vmstat import node_item, zone_item
+
+    K = machine.page_alloc.S
+    if K.lru_head.shape[0] == 0:
+        return
+    seen = np.zeros(K.flags.shape[0], dtype=np.int32)
+    counts, bad = walk_lru(K.ref, seen)
+    if bad >= 0:
+        raise AssertionError(f"pfn {bad} is on the wrong LRU list, or a list loops")
+    on_lru = np.flatnonzero(K.flags & PG_lru)
+    if (seen > 1).any() or not (seen[on_lru] == 1).all() or int((seen > 0).sum()) != len(on_lru):
+        raise AssertionError("a folio is on no LRU list, or on several, against its PG_lru")
+    node = K.node_stat
+    lists = node[NR_INACTIVE_ANON:NR_INACTIVE_ANON + NR_LRU_LISTS]
+    if not (counts.sum(axis=0) == lists).all():
+        raise AssertionError(f"LRU lists hold {counts.sum(axis=0).tolist()} pages, "
+                             f"the node counters say {lists.tolist()}")
+    cached = shmem = dirty = writeback = 0
+    for fid in range(K.f_base.shape[0]):
+        base, n = int(K.f_base[fid]), int(K.f_npages[fid])
+        slots = K.pc[base:base + n].astype(np.int64)
+        index = np.flatnonzero(slots >= 0)
+        pages = slots[index]
+        if (K.mapping[pages] != fid).any() or (K.index[pages] != index).any():
+            raise AssertionError(f"file {fid}: a cached page names another file or index")
+        if not (K.flags[pages] & PG_lru).all():
+            raise AssertionError(f"file {fid}: a cached page is on no LRU list")
+        flags = K.flags[pages]
+        d = int(((flags & PG_dirty) != 0).sum()) if not K.ra[fid, RA_SHMEM] else 0
+        w = int(((flags & PG_writeback) != 0).sum())
+        if (d, w) != (int(K.fstat[fid, FS_DIRTY]), int(K.fstat[fid, FS_WRITEBACK])):
+            raise AssertionError(f"file {fid}: {d} dirty and {w} writeback pages, counted "
+                                 f"{K.fstat[fid, FS_DIRTY]} and {K.fstat[fid, FS_WRITEBACK]}")
+        cached += len(pages)
+        shmem += int(((flags & PG_swapbacked) != 0).sum())
+        dirty += d
+        writeback += w
+    expect = {"nr_file_pages": cached, "nr_shmem": shmem, "nr_dirty": dirty,
+              "nr_writeback": writeback}
+    for name, value in expect.items():
+        if int(node[node_item(name)]) != value:
+            raise AssertionError(f"{name} is {int(node[node_item(name)])}, the page cache "
+                                 f"holds {value}")
+    pending = int(K.zstat[:, zone_item("nr_zone_write_pending")].sum())
+    if pending != dirty + writeback:
+        raise AssertionError(f"nr_zone_write_pending {pending} != dirty {dirty} + writeback {writeback}")
+    if machine.nr_blockdev_pages > cached:
+        raise AssertionError("Buffers exceed the page cache")

@@ -40,6 +40,7 @@ import numpy as np
 from linmem.engine import buddy as B
 from linmem.engine import filemap as F
 from linmem.engine import memory as E
+from linmem.engine import page_writeback as PW
 from linmem.engine import pgtable as P
 from linmem.engine.lru import NR_LRU_LISTS
 from linmem.mm import gfp as G
@@ -83,6 +84,7 @@ class MemoryModel:
             f_base=np.zeros(0, dtype=np.int64),
             f_npages=np.zeros(0, dtype=np.int64),
             ra=np.zeros((0, F.NR_RA), dtype=np.int64),
+            fstat=np.zeros((0, PW.NR_FSTAT), dtype=np.int64),
             zl_user=user_zl, zl_kernel=kernel_zl,
             alloc=np.array([G.gfp_zone(G.GFP_HIGHUSER_MOVABLE, pa.zone_names),
                             G.gfp_zone(G.GFP_KERNEL, pa.zone_names),
@@ -124,12 +126,32 @@ class MemoryModel:
         K = self.K
         fid = K.f_base.shape[0]
         base = K.pc.shape[0]
+        row = np.array([[npages, 0, 0, -1]], dtype=np.int64)
         self.K.replace(pc=np.concatenate([K.pc, np.full(npages, -1, dtype=np.int32)]),
                       f_base=np.append(K.f_base, base),
                       f_npages=np.append(K.f_npages, npages),
-                      ra=np.concatenate([K.ra, np.zeros((1, F.NR_RA), dtype=np.int64)]))
+                      ra=np.concatenate([K.ra, np.zeros((1, F.NR_RA), dtype=np.int64)]),
+                      fstat=np.concatenate([K.fstat, row]))
         self.K.ra[fid, F.RA_SHMEM] = int(shmem)
         return fid
+
+    def resize_file(self, fid: int, npages: int) -> None:
+        """A file now has ``npages`` pages (i_size_write). Its slice of the
+        page-cache index moves to the end, twice as big, when it is full;
+        shrinking is truncate's business (the pages beyond must be gone)."""
+        K = self.K
+        cap = int(K.fstat[fid, PW.FS_CAP])
+        if npages > cap:
+            new_cap = max(npages, 2 * cap, 16)
+            base = K.pc.shape[0]
+            old = int(K.f_base[fid])
+            grown = np.concatenate([K.pc, np.full(new_cap, -1, dtype=np.int32)])
+            grown[base:base + cap] = K.pc[old:old + cap]
+            grown[old:old + cap] = -1
+            K.replace(pc=grown)
+            K.f_base[fid] = base
+            K.fstat[fid, PW.FS_CAP] = new_cap
+        K.f_npages[fid] = npages
 
     # --------------------------------------------------- the memory loop
 
@@ -236,6 +258,52 @@ class MemoryModel:
             self._resumable(call)
         finally:
             self._release_prealloc()
+
+    def write(self, fid: int, start: int, end: int, head_partial: bool, tail_partial: bool,
+              old_npages: int, memcg: int = 0) -> tuple[int, int]:
+        """write(2) over pages [start, end) (generic_perform_write); the file
+        must already be big enough. Returns (pages newly dirtied, pages read)."""
+        progress = np.array([start, 0, 0], dtype=np.int64)
+        return self._run_progress(progress, lambda K: PW.generic_perform_write(
+            K, fid, start, end, head_partial, tail_partial, old_npages, memcg, progress))
+
+    def _run_progress(self, progress: np.ndarray, kernel) -> tuple[int, int]:
+        """Run a resumable kernel that keeps its place in ``progress``
+        (W_INDEX, W_DIRTIED, W_READ): (pages newly dirtied, pages read)."""
+        try:
+            self._resumable(lambda K: (kernel(K), progress[PW.W_INDEX]))
+        finally:
+            self._release_prealloc()
+        return int(progress[PW.W_DIRTIED]), int(progress[PW.W_READ])
+
+    def touch_blocks(self, fid: int, indices, dirty: bool, read_missing: bool = True,
+                     memcg: int = 0) -> tuple[int, int]:
+        """Metadata blocks of a block device's cache (__bread/__getblk,
+        mark_buffer_dirty). Returns (pages newly dirtied, blocks read)."""
+        indices = np.ascontiguousarray(indices, dtype=np.int64)
+        progress = np.zeros(3, dtype=np.int64)
+        return self._run_progress(progress, lambda K: PW.touch_blocks(
+            K, fid, indices, dirty, read_missing, memcg, progress))
+
+    def start_writeback(self, fid: int, start: int, end: int, nr_to_write: int) -> tuple[np.ndarray, int]:
+        """Put up to ``nr_to_write`` dirty pages of [start, end) under writeback
+        (write_cache_pages): their pfns, and the index after the last one."""
+        out = np.empty(max(0, min(nr_to_write, end - start)), dtype=np.int64)
+        n, index = PW.write_cache_pages(self.K.ref, fid, start, end, len(out), out)
+        return out[:n], int(index)
+
+    def end_writeback(self, pages: np.ndarray) -> None:
+        """The device has written these pages (folio_end_writeback)."""
+        PW.folio_end_writeback(self.K.ref, pages, len(pages))
+
+    def residency(self, fid: int) -> tuple[int, int, int]:
+        """(cached, dirty, writeback) pages of a file."""
+        c, d, w = PW.file_residency(self.K.ref, fid)
+        return int(c), int(d), int(w)
+
+    def set_clock(self, seconds: float) -> None:
+        """The clock compiled code stamps inodes with (dirtied_when)."""
+        self.K.ctl[P.C_NOW_US] = int(round(seconds * 1e6))
 
     def truncate(self, fid: int) -> None:
         """Drop a file's page cache (a shmem object's pages when it goes)."""

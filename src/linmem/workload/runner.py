@@ -47,6 +47,7 @@ from pathlib import Path
 from linmem.errors import InputError
 from linmem.kernel.machine import Machine
 from linmem.procfs.meminfo import meminfo_fields
+from linmem.procfs.pagecache import pagecache_json
 from linmem.procfs.tree import proc_files, write_tree
 from linmem.procfs.vmstat import vmstat_values
 from linmem.workload import steps as S
@@ -64,6 +65,7 @@ class RunResult:
     events: list[dict] = field(default_factory=list)
     timeline: list[dict] = field(default_factory=list)
     processes: list[dict] = field(default_factory=list)
+    pagecache: dict[str, str] = field(default_factory=dict)   # "" (final) or snapshot -> json
 
     def summary(self) -> dict:
         """Totals of the run (summary.json)."""
@@ -101,6 +103,10 @@ class Run:
         self.order = 0
         self.next_sample = 0.0
         self.procs: dict[int, S.Proc] = {}
+        if scenario.files:
+            fs = self.machine.kernel.fs
+            for path, size in scenario.files.items():
+                fs.create(path, size, boot=True)
 
     def push(self, time: float, kind: int, payload) -> None:
         """Queue work at ``time``; ``kind`` orders ties: 0 at-event, 1 start, 2 step."""
@@ -124,16 +130,25 @@ class Run:
                 self._step(payload)
         self._advance(self.machine.clock)
         self.result.final = proc_files(self.machine)
+        self.result.pagecache[""] = pagecache_json(self.machine)
         self.result.processes = [p.summary() for p in self.procs.values()]
         return self.result
 
     def _advance(self, time: float) -> None:
-        """Move the clock to ``time``, sampling the timeline on the way."""
+        """Move the clock to ``time``: the kernel's timers (writeback, I/O
+        completions, the journal) fire and the timeline is sampled on the way,
+        in time order (a sample sees the timers due at its time)."""
         m = self.machine
-        while self.next_sample <= time + T_SAMPLE_EPS:
-            m.clock = self.next_sample
-            self.result.timeline.append(_sample(m))
-            self.next_sample += self.scenario.sample
+        while True:
+            timer = m.next_timer()
+            if timer is not None and timer <= time and timer <= self.next_sample + T_SAMPLE_EPS:
+                m.run_timers(timer)
+            elif self.next_sample <= time + T_SAMPLE_EPS:
+                m.clock = max(m.clock, self.next_sample)
+                self.result.timeline.append(_sample(m))
+                self.next_sample += self.scenario.sample
+            else:
+                break
         m.clock = max(m.clock, time)
 
     # ------------------------------------------------------------- events
@@ -146,6 +161,7 @@ class Run:
 
     def snapshot(self, name: str) -> None:
         self.result.snapshots[name] = proc_files(self.machine)
+        self.result.pagecache[name] = pagecache_json(self.machine)
         self.event("snapshot", name=name)
 
     def sysctl(self, values: dict, where: str) -> None:
@@ -217,6 +233,10 @@ def write_outputs(result: RunResult, out: Path) -> None:
         write_tree(result.final, tmp / "proc")
         for name, files in result.snapshots.items():
             write_tree(files, tmp / "snapshots" / name / "proc")
+        for name, text in result.pagecache.items():
+            target = tmp / "snapshots" / name if name else tmp
+            target.mkdir(parents=True, exist_ok=True)
+            (target / "pagecache.json").write_text(text)
         (tmp / "timeline.csv").write_text(_timeline_csv(result.timeline))
         (tmp / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in result.events))
         (tmp / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")

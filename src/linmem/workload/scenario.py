@@ -176,8 +176,31 @@ SysctlWrites = _sysctl_model("SysctlWrites", initial=False)
 
 # --- machine, swap, files, cgroups, programs ------------------------------------
 
+def _bandwidth(value: Any) -> int:
+    """Bytes per second: a size, optionally written with ``/s`` (``2GiB/s``)."""
+    if isinstance(value, str) and value.endswith("/s"):
+        value = value[:-2]
+    rate = parse_size(value)
+    if rate <= 0:
+        raise ValueError(f"a bandwidth must be positive, got {value!r}")
+    return rate
+
+
+Bandwidth = Annotated[int, BeforeValidator(_bandwidth)]
+
+
+class Disk(_Model):
+    """The disk holding the files: its size, speed and latency (defaults: a
+    current NVMe SSD)."""
+
+    size: PositiveSize = 256 << 30
+    read_bandwidth: Bandwidth = 2 << 30
+    write_bandwidth: Bandwidth = 1 << 30
+    latency: Duration = 80e-6
+
+
 class Machine(_Model):
-    """The hardware: architecture, RAM, CPUs, THP mode, LRU flavour."""
+    """The hardware: architecture, RAM, CPUs, THP mode, LRU flavour, disk."""
 
     arch: Literal["x86_64", "i386"] = "x86_64"
     ram: Size
@@ -185,6 +208,7 @@ class Machine(_Model):
     thp: Literal["never", "madvise", "always"] = "madvise"
     lru: Literal["classic", "mglru"] = "classic"
     aslr: bool = False          # address-space randomisation, drawn from the seed
+    disk: Disk = Field(default_factory=Disk)
 
     @field_validator("ram")
     @classmethod
@@ -322,10 +346,12 @@ class Read(_Model):
 
 
 class Write(_Model):
-    """write(2) of ``size`` bytes to a file (created if absent)."""
+    """write(2) of ``size`` bytes to a file (created if absent), at ``offset``
+    (default: appended at the end), then fsync(2) if ``sync``."""
 
     file: AbsPath
     size: PositiveSize
+    offset: Optional[Size] = None
     sync: bool = False
 
 
@@ -358,8 +384,9 @@ class Fork(_Model):
     steps: list["Step"] = Field(default_factory=list)
 
 
-STEP_KINDS = ("mmap", "malloc", "brk", "touch", "read", "write", "fork", "wait", "madvise",
-              "mlock", "munmap", "free", "exec", "sleep", "snapshot", "sysctl", "replay", "exit")
+STEP_KINDS = ("mmap", "malloc", "brk", "touch", "read", "write", "fsync", "unlink", "fork",
+              "wait", "madvise", "mlock", "munmap", "free", "exec", "sleep", "snapshot", "sysctl",
+              "replay", "exit")
 
 
 class Step(_Model):
@@ -371,6 +398,8 @@ class Step(_Model):
     touch: Optional[Touch] = None
     read: Optional[Read] = None
     write: Optional[Write] = None
+    fsync: Optional[AbsPath] = None
+    unlink: Optional[AbsPath] = None
     fork: Optional[Fork] = None
     wait: Optional[NonEmpty] = None
     madvise: Optional[Madvise] = None
@@ -604,6 +633,8 @@ class _Walk:
             self.release(kind, args, regions, here)
         if kind == "read":
             self.need_file(args.file, here + ("file",))
+        if kind in ("fsync", "unlink"):
+            self.need_file(args, here)
         if kind == "fork":
             children.add(args.name)
             self.steps(args.steps, dict(regions), here)

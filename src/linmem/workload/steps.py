@@ -32,7 +32,6 @@ T_SYSCALL = 1e-6
 T_FORK = 50e-6
 T_EXEC = 200e-6
 _PGPGIN = vm_event("pgpgin")
-T_READ_IO = 2e-6           # a page from an SSD at about 2 GB/s (readahead batches)
 T_COPY = 0.2e-6            # a page copied to user space
 PAGE = 4096
 
@@ -69,6 +68,7 @@ class Proc:
     exit_status: str = ""
     minflt: int = 0
     majflt: int = 0
+    op: dict | None = None                           # a step in progress (write)
 
     def summary(self) -> dict:
         t = self.task
@@ -215,10 +215,17 @@ def _access(run, proc: Proc, vas: np.ndarray, write: bool) -> float:
     """Touch ``vas``; the time it took. SIGSEGV ends the process."""
     kernel = run.machine.kernel
     before = kernel.mem.faults(proc.task.pid)
+    events = kernel.mem.K.events
+    pgpgin = int(events[_PGPGIN])
     status, where = kernel.access(proc.task, vas, write)
     after = kernel.mem.faults(proc.task.pid)
     minor, major = after[0] - before[0], after[1] - before[1]
-    cost = len(vas) * T_ACCESS + minor * T_MINOR + major * T_MAJOR
+    cost = len(vas) * T_ACCESS + minor * T_MINOR
+    if major and kernel.mounted_fs is not None:      # the disk's time for what was read
+        read = (int(events[_PGPGIN]) - pgpgin) // 4
+        cost += kernel.mounted_fs.device.read_time(run.machine.clock, read, major)
+    else:
+        cost += major * T_MAJOR
     if status == SEGV:
         run.event("segfault", pid=proc.task.pid, address=hex(int(vas[where])), write=write)
         do_exit(run, proc, 0, signal=11)
@@ -262,11 +269,9 @@ def step_mmap(run, proc, args, where) -> float:
     file = None
     length = args.size
     if args.file is not None:
-        size = run.scenario.files.get(args.file)
-        if size is None:
-            raise InputError(f"{where}.file", f"no file {args.file!r} under `files`")
-        file = run.machine.kernel.open_file(V.MappedFile(args.file, size))
-        length = length or size
+        inode = _inode(run, proc, args.file, where)
+        file = run.machine.kernel.fs.open(args.file)
+        length = length or inode.size
     else:
         flags |= V.MAP_ANONYMOUS          # shared: a shmem object (shmem_zero_setup)
     addr = mmaplib.vm_mmap(mm, file, 0, length, prot, flags)
@@ -344,22 +349,73 @@ def _after_fork_libc(child: Proc, parent: Proc) -> None:
     child.libc.arena.free_chunks = list(a.free_chunks)
 
 
+def _inode(run, proc, path: str, where: str):
+    """The file a step names; ENOENT (the process exits 1) when it is gone."""
+    inode = run.machine.kernel.fs.inodes.get(path)
+    if inode is None:
+        raise V.SyscallError("ENOENT", f"{path}: no such file")
+    return inode
+
+
 def step_read(run, proc, args, where) -> float:
     """read(2) of a whole file, ``passes`` times, 128 KiB per call."""
-    size = run.scenario.files.get(args.file)
-    if size is None:
-        raise InputError(f"{where}.file", f"no file {args.file!r} under `files`")
     kernel = run.machine.kernel
-    fid = kernel.file_id(kernel.open_file(V.MappedFile(args.file, size)))
-    npages = -(-size // PAGE)
+    inode = _inode(run, proc, args.file, where)
+    npages = inode.npages
     events = run.machine.page_alloc.S.events
-    before = int(events[_PGPGIN])
+    before = int(events[_PGPGIN]) - 4 * kernel.fs.metadata_reads
+    wait = 0.0
     for _ in range(args.passes):
-        kernel.mem.read(fid, 0, npages)
-    read_pages = (int(events[_PGPGIN]) - before) // 4
+        wait += kernel.read_file(proc.task, args.file, 0, npages)
+    read_pages = (int(events[_PGPGIN]) - 4 * kernel.fs.metadata_reads - before) // 4
     run.event("read", pid=proc.task.pid, file=args.file, passes=args.passes,
-              pages_read_from_disk=read_pages)
-    return read_pages * T_READ_IO + npages * args.passes * T_COPY
+              pages_read_from_disk=read_pages, seconds=round(wait, 9))
+    return wait + npages * args.passes * T_COPY
+
+
+def step_write(run, proc, args, where) -> float:
+    """write(2) of ``size`` bytes. The step runs in parts: it gives the run
+    back its time at each balance_dirty_pages (every ``nr_dirtied_pause``
+    pages), so that the flusher and other processes go on while the writer
+    is throttled."""
+    kernel = run.machine.kernel
+    op = proc.op
+    cost = 0.0
+    if op is None:
+        inode = kernel.fs.inodes.get(args.file) or kernel.fs.create(args.file)
+        offset = inode.size if args.offset is None else args.offset
+        op = proc.op = {"pos": offset, "end": offset + args.size, "start": run.machine.clock,
+                        "waited": 0.0}
+        cost = T_SYSCALL
+    n, waited = kernel.write_file(proc.task, args.file, op["pos"], op["end"] - op["pos"])
+    op["pos"] += n
+    op["waited"] += waited
+    cost += -(-n // PAGE) * T_COPY + waited
+    if op["pos"] < op["end"]:
+        proc.pc -= 1                                 # the same step goes on
+        return cost
+    proc.op = None
+    synced = kernel.fsync(proc.task, args.file) if args.sync else 0.0
+    run.event("write", pid=proc.task.pid, file=args.file, bytes=args.size, sync=args.sync,
+              throttled_seconds=round(op["waited"], 9),
+              seconds=round(run.machine.clock + cost + synced - op["start"], 9))
+    return cost + synced
+
+
+def step_fsync(run, proc, path, where) -> float:
+    """fsync(2): waits until the file's data and the journal are on disk."""
+    _inode(run, proc, path, where)
+    seconds = run.machine.kernel.fsync(proc.task, path)
+    run.event("fsync", pid=proc.task.pid, file=path, seconds=round(seconds, 9))
+    return T_SYSCALL + seconds
+
+
+def step_unlink(run, proc, path, where) -> float:
+    """unlink(2): the name goes; the data when the file is no longer mapped."""
+    _inode(run, proc, path, where)
+    run.machine.kernel.unlink(proc.task, path)
+    run.event("unlink", pid=proc.task.pid, file=path)
+    return T_SYSCALL
 
 
 def step_wait(run, proc, name, where) -> float:
@@ -426,6 +482,7 @@ def do_exit(run, proc: Proc, code: int, signal: int = 0) -> None:
 HANDLERS = {
     "touch": step_touch, "mmap": step_mmap, "munmap": step_munmap, "brk": step_brk,
     "malloc": step_malloc, "free": step_free, "madvise": step_madvise, "mlock": step_mlock,
-    "fork": step_fork, "wait": step_wait, "read": step_read, "exec": step_exec, "sleep": step_sleep,
+    "fork": step_fork, "wait": step_wait, "read": step_read, "write": step_write,
+    "fsync": step_fsync, "unlink": step_unlink, "exec": step_exec, "sleep": step_sleep,
     "snapshot": step_snapshot, "sysctl": step_sysctl, "exit": step_exit,
 }
