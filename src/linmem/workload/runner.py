@@ -14,11 +14,20 @@ Time model (seconds of simulated time, documented here and in docs/):
 =====================  =========================================
 memory access (hit)     ``T_ACCESS`` = 5 ns per page access
 minor fault             ``T_MINOR`` = 0.5 us
-major fault             ``T_MAJOR`` = 80 us (a 4 KiB read of an SSD)
+major fault             the disk's time for the pages read (latency each,
+                        plus size / read_bandwidth, behind queued I/O);
+                        ``T_MAJOR`` = 80 us where no disk is in use
+read(2), write(2)       ``T_COPY`` = 0.2 us per page copied, plus the disk's
+                        time for reads, plus balance_dirty_pages' pauses
+fsync(2)                until the file's writeback and the journal commit
+                        are on disk
 system call             ``T_SYSCALL`` = 1 us (mmap, munmap, brk, madvise...)
 fork                    ``T_FORK`` = 50 us + 0.1 us per page table entry copied
 exec                    ``T_EXEC`` = 200 us
 =====================  =========================================
+
+The kernel's own work happens on timers between steps: the flusher, the
+journal's commits, the completions of the disk's writes.
 
 Errors of the program (not of the scenario) are events, as on a real
 machine: ENOMEM from mmap, brk, malloc or fork makes the process exit with
