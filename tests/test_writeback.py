@@ -287,3 +287,48 @@ processes:
     kinds = [e["event"] for e in events]
     assert "write" in kinds and "fsync" in kinds and "unlink" in kinds
     result.machine.check_invariants()
+
+
+BASE = """machine: {ram: 1GiB%s}
+files: {/data/f: 8MiB}
+processes:
+  - name: w
+    program: cat
+    steps:
+      - %s
+"""
+
+
+@pytest.mark.parametrize("disk, step, where, what", [
+    (", disk: {read_bandwidth: 0}", "exit: 0", "s.yaml:1: machine.disk.read_bandwidth",
+     "a bandwidth must be positive"),
+    (", disk: {latency: fast}", "exit: 0", "s.yaml:1: machine.disk.latency", "fast"),
+    (", disk: {speed: 1GiB}", "exit: 0", "s.yaml:1: machine.disk.speed", "speed"),
+    ("", "write: {file: /data/o, size: -1}", "s.yaml:7: processes[0].steps[0].write.size",
+     "-1"),
+    ("", "write: {file: data/o, size: 1MiB}", "s.yaml:7: processes[0].steps[0].write.file",
+     "data/o"),
+    ("", "fsync: /data/nothere", "s.yaml:7: processes[0].steps[0].fsync", "/data/nothere"),
+    ("", "unlink: /data/nothere", "s.yaml:7: processes[0].steps[0].unlink", "/data/nothere"),
+])
+def test_bad_file_steps_and_disks_are_one_clear_error(disk, step, where, what):
+    from linmem.errors import InputError
+    from linmem.workload.scenario import parse_scenario
+    with pytest.raises(InputError) as info:
+        parse_scenario(BASE % (disk, step), "s.yaml")
+    assert info.value.where == where
+    assert what in info.value.what
+
+
+def test_timeline_shows_writeback_over_time():
+    from linmem.workload.runner import run_scenario
+    from linmem.workload.scenario import parse_scenario
+    sc = parse_scenario(BASE % ("", "write: {file: /data/o, size: 16MiB}\n      - sleep: 40s")
+                        + "sample: 5s\n", "s.yaml")
+    result = run_scenario(sc)
+    rows = result.timeline
+    dirty = [(r["time"], r["Dirty"], r["nr_written"]) for r in rows]
+    assert dirty[1][1] >= 16384 and dirty[1][2] == 0          # at 5 s: dirty, none written
+    assert dirty[6][1] >= 16384                                # at 30 s: not yet expired
+    assert dirty[-1][2] >= 4096 and dirty[-1][1] < 16384       # at 40 s: written back
+    result.machine.check_invariants()
