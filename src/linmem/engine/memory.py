@@ -27,8 +27,9 @@ from linmem.engine.pgtable import (
     alloc_table, free_frame, free_table, mk_entry, pmd_deposit, pte_pfn, table_index, walk_pmd,
     walk_pte,
 )
-from linmem.mm.frames import (PG_anon, PG_dirty, PG_head, PG_lru, PG_mlocked,
-                              PG_swapbacked, PG_unevictable, PG_uptodate, PG_writeback)
+from linmem.mm.frames import (PG_active, PG_anon, PG_dirty, PG_head, PG_lru, PG_mlocked,
+                              PG_reclaim, PG_referenced, PG_swapbacked, PG_unevictable,
+                              PG_uptodate, PG_workingset, PG_writeback)
 from linmem.mm.vmstat import NR_MLOCK, PGFAULT, PGMAJFAULT, node_item, vm_event
 
 # VMA rows
@@ -130,7 +131,8 @@ def folio_put(M, head):
     if M.flags[head] & PG_mlocked:
         M.zstat[B.zone_of(M, head), NR_MLOCK] -= nr
     M.flags[head] &= ~np.uint32(PG_anon | PG_swapbacked | PG_uptodate | PG_head |
-                                   PG_mlocked | PG_unevictable)
+                                   PG_mlocked | PG_unevictable | PG_active | PG_referenced |
+                                   PG_reclaim | PG_workingset)
     M.mapping[head] = 0
     M.index[head] = 0
     if nr > 1:
