@@ -236,24 +236,22 @@ def do_file_page(M, V, vi, mm, pte_t, va, write, memcg):
     if pgoff >= M.f_npages[fid]:
         return SEGV                                  # SIGBUS beyond the end of the file
     flags = V[vi, V_FLAGS]
-    if not write and F.do_fault_around(M, V, vi, mm, pte_t, va):
-        return MINOR
-    page = F.find_get_page(M, fid, pgoff)
     result = MINOR
-    st = OK
     if M.ra[fid, F.RA_SHMEM]:
+        if not write and F.do_fault_around(M, V, vi, mm, pte_t, va):
+            return MINOR
+        page = F.find_get_page(M, fid, pgoff)
         if page < 0:                                 # shmem_fault: a new zeroed page
             page = F.shmem_get_page(M, fid, pgoff, memcg)
             if page < 0:
                 return NEED_PAGE
-    elif page >= 0:
-        st = F.do_async_mmap_readahead(M, fid, page, pgoff, flags, memcg)
     else:
-        st = F.do_sync_mmap_readahead(M, fid, pgoff, flags, memcg)
-        page = F.find_get_page(M, fid, pgoff)
-        result = MAJOR
-    if st != OK:
-        return st
+        st, page, major = F.filemap_fault(M, V, vi, mm, pte_t, va, pgoff, write, memcg)
+        if st != OK:
+            return st
+        result = MAJOR if major else MINOR
+        if page < 0:                                 # the retried fault-around mapped it
+            return result
     i = table_index(va, PAGE_SHIFT)
     if write and not (flags & VM_SHARED):
         new = alloc_frame(M, KIND_USER)

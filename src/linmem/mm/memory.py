@@ -41,6 +41,7 @@ from linmem.engine import buddy as B
 from linmem.engine import filemap as F
 from linmem.engine import memory as E
 from linmem.engine import pgtable as P
+from linmem.engine import readahead as R
 from linmem.engine.lru import NR_LRU_LISTS
 from linmem.mm import gfp as G
 from linmem.mm.memblock import KERNEL_LOAD_PFN
@@ -129,6 +130,7 @@ class MemoryModel:
                       f_npages=np.append(K.f_npages, npages),
                       ra=np.concatenate([K.ra, np.zeros((1, F.NR_RA), dtype=np.int64)]))
         self.K.ra[fid, F.RA_SHMEM] = int(shmem)
+        R.file_ra_state_init(self.K.ra[fid])
         return fid
 
     # --------------------------------------------------- the memory loop
@@ -222,18 +224,21 @@ class MemoryModel:
 
     # ------------------------------------------------------------ unmapping
 
-    def read(self, fid: int, start: int, npages: int, req: int = 32, memcg: int = 0) -> None:
-        """read(2) of ``npages`` pages from ``start``, ``req`` pages per call
-        (filemap_read with on-demand readahead; every folio marked accessed)."""
-        state = {"index": start}
+    def read(self, fid: int, isize: int, offsets, counts, memcg: int = 0) -> None:
+        """read(2) calls of ``counts`` bytes at ``offsets`` (arrays, or a count
+        for all) from a file of ``isize`` bytes (filemap_read: readahead, every
+        folio copied marked accessed)."""
+        offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+        counts = np.ascontiguousarray(np.broadcast_to(counts, offsets.shape), dtype=np.int64)
+        prog = np.zeros(5, dtype=np.int64)
+        self.run_resumable(lambda K: F.filemap_read_calls(K, fid, isize, offsets, counts, prog,
+                                                          memcg))
 
-        def call(K):
-            status, index = F.filemap_read(K, fid, state["index"], npages - (state["index"] - start),
-                                           req, memcg)
-            state["index"] = index
-            return status, index
+    def run_resumable(self, call):
+        """Run a compiled ``call(K)`` -> (status, position) to the end, getting it
+        the pages it needs (see ``_resumable``)."""
         try:
-            self._resumable(call)
+            return self._resumable(call)
         finally:
             self._release_prealloc()
 

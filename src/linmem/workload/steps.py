@@ -354,8 +354,9 @@ def step_read(run, proc, args, where) -> float:
     npages = -(-size // PAGE)
     events = run.machine.page_alloc.S.events
     before = int(events[_PGPGIN])
+    offsets = np.arange(0, size, 128 << 10, dtype=np.int64)
     for _ in range(args.passes):
-        kernel.mem.read(fid, 0, npages)
+        kernel.mem.read(fid, size, offsets, 128 << 10)
     read_pages = (int(events[_PGPGIN]) - before) // 4
     run.event("read", pid=proc.task.pid, file=args.file, passes=args.passes,
               pages_read_from_disk=read_pages)
