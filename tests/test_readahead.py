@@ -17,11 +17,14 @@ import numpy as np
 import pytest
 
 from linmem.engine import readahead as R
+from linmem.errors import InputError
 from linmem.kernel.machine import Machine
 from linmem.mm import fadvise as FA
 from linmem.mm import vma as V
 from linmem.mm.frames import PG_active, PG_reclaim, PG_referenced
 from linmem.mm.vmstat import node_item, vm_event
+from linmem.workload.runner import run_scenario
+from linmem.workload.scenario import parse_scenario
 
 KiB, MiB = 1 << 10, 1 << 20
 RECORDED = json.loads((Path(__file__).parent / "data/realkernel/faults-6.18.json").read_text())
@@ -336,3 +339,66 @@ def test_madv_willneed_of_a_small_mapping_reads_it_all():
     faults, willneed, read = mmap_read(1 * MiB, V.MADV_WILLNEED)
     first = mmap_read.addr // 4096 % 16             # its first page's place in its block
     assert willneed == 256 and faults == (-(-(first + 256) // 16), 0) and read == 0
+
+
+# ------------------------------------------------------------ the read step
+
+SCEN = ("machine: {{ram: 1GiB}}\nfiles: {{/data/f: 64MiB}}\nprocesses:\n"
+        "  - name: r\n    program: cat\n    steps:\n      - read: {{{read}}}\n")
+
+
+def run_read(read):
+    result = run_scenario(parse_scenario(SCEN.format(read=read), "s.yaml"))
+    return [e for e in result.events if e["event"] == "read"][0]["pages_read_from_disk"]
+
+
+def test_read_step_part_block_and_advice():
+    """A part of 1 MiB at 1 MiB (pages 256-511), 4 KiB reads. 256: no read
+    before, 255 not cached: random, 1 page. 257, right after: (257, 4, 3),
+    mark 258. Then each window grows (get_next_ra_size) and its end is
+    rounded down to a multiple of 4: (261, 8 - 1, 7), (268, 14 - 2, 12),
+    (280, 24, 24), then 32 pages from 304 on; the mark of the window at 496
+    is reached: 528-559 are read too. FMODE_RANDOM: the 256 pages asked.
+    WILLNEED: the 256 pages at once, the reads add nothing."""
+    part = "file: /data/f, offset: 1MiB, size: 1MiB, block: 4KiB"
+    assert run_read(part) == 1 + 4 + 7 + 12 + 24 + 32 * 8
+    assert run_read(part + ", advice: random") == 256
+    assert run_read(part + ", advice: willneed") == 256
+
+
+def test_read_step_random_blocks_read_one_block_each():
+    """16 KiB blocks at seeded random offsets of 64 MiB: each read is
+    random for page_cache_sync_ra (not right after the previous read, at most
+    one block cached just before it), so exactly its 4 pages are read."""
+    from linmem.workload.steps import read_requests
+    sc = parse_scenario(SCEN.format(read="file: /data/f, pattern: random, count: 200, "
+                                         "block: 16KiB"), "s.yaml")
+    args = sc.processes[0].steps[0].args
+    offsets, _ = read_requests(args, 64 * MiB, np.random.default_rng(0))
+    blocks, seen = offsets // (16 * KiB), set()
+    for i, b in enumerate(blocks):                   # the case the expectation assumes
+        assert not (i and blocks[i - 1] == b - 1) and not {b - 1, b - 2} <= seen
+        seen.add(b)
+    assert run_read("file: /data/f, pattern: random, count: 200, block: 16KiB") == 4 * len(seen)
+
+
+BAD = [
+    ("offset: -4096", "read.offset", "must not be negative"),
+    ("size: 0", "read.size", "greater than 0"),
+    ("block: 0", "read.block", "greater than 0"),
+    ("colour: red", "read.colour", "unknown key 'colour'"),
+    ("pattern: zigzag", "read.pattern", "'zigzag'"),
+    ("advice: noreuse", "read.advice", "'noreuse'"),
+    ("count: 5", "read.count", "count is only for pattern random, not sequential"),
+    ("pattern: random, count: 0", "read.count", "at least 1"),
+    ("offset: 64MiB", "read.offset", "offset 67108864 is at or beyond the end of /data/f"),
+    ("offset: 32MiB, size: 33MiB", "read.size", "goes beyond the end of /data/f"),
+]
+
+
+@pytest.mark.parametrize("extra,path,fragment", BAD, ids=[b[1] + ":" + b[0] for b in BAD])
+def test_read_step_validation(extra, path, fragment):
+    with pytest.raises(InputError) as info:
+        parse_scenario(SCEN.format(read="file: /data/f, " + extra), "s.yaml")
+    assert info.value.where == f"s.yaml:7: processes[0].steps[0].{path}"
+    assert fragment in info.value.what
