@@ -263,16 +263,17 @@ def test_dontneed_drops_whole_clean_unmapped_pages():
 
 # ------------------------------------------------------------------- mmap
 
-def mmap_read(size, advice=None, willneed_first=False):
-    """Faults (minor, major) and pages read of a sequential read, one byte
-    per page, of a cold shared read-only mapping of a ``size`` file."""
+def mmap_read(size, advice=None, prot=V.PROT_READ, flags=V.MAP_SHARED, first=0):
+    """Faults (minor, major), pages read before and pages read by a
+    sequential read, one byte per page from page ``first``, of a cold
+    mapping of a ``size`` file."""
     f = File(size, Machine(ram=2 << 30))
     t = f.k.spawn("/usr/bin/sleep", ["sleep"])
-    a = mmap_read.addr = f.k.mmap(t, size, V.PROT_READ, V.MAP_SHARED, file=f.f)
+    a = mmap_read.addr = f.k.mmap(t, size, prot, flags, file=f.f)
     if advice is not None:
         f.k.madvise(t, a, size, advice)
     before, read_before = f.k.mem.faults(t.pid), f.pgpgin()
-    status, _ = f.k.access(t, np.arange(a, a + size, 4096), False)
+    status, _ = f.k.access(t, np.arange(a + first * 4096, a + size, 4096), False)
     after = f.k.mem.faults(t.pid)
     assert status == 0
     f.m.check_invariants()
@@ -339,6 +340,52 @@ def test_madv_willneed_of_a_small_mapping_reads_it_all():
     faults, willneed, read = mmap_read(1 * MiB, V.MADV_WILLNEED)
     first = mmap_read.addr // 4096 % 16             # its first page's place in its block
     assert willneed == 256 and faults == (-(-(first + 256) // 16), 0) and read == 0
+
+
+def test_exec_mapping_reads_forward_without_async_readahead():
+    """VM_EXEC (6.16+): a major fault reads ra_pages from the page on, within
+    the VMA, async_size 0: no mark, so every 32 pages a major fault (its
+    retry maps the first 16) and a minor one."""
+    faults, _, read = mmap_read(4 * MiB, prot=V.PROT_READ | V.PROT_EXEC, flags=V.MAP_PRIVATE)
+    assert faults == (32, 32) and read == 1024
+
+
+def test_madv_hugepage_file_mapping_reads_4mib_at_a_time():
+    """VM_HUGEPAGE: the major fault reads 2 x 512 pages from the 2 MiB
+    boundary, marked half way, without setting ra->start (0 still). From
+    page 0 of an 8 MiB file: the mark 512 is where ra->start (0) + size - async
+    expects it: the next window 1024-2047; 1 major fault, 127 minor."""
+    faults, _, read = mmap_read(8 * MiB, V.MADV_HUGEPAGE)
+    assert faults == (127, 1) and read == 2048
+
+
+def test_madv_hugepage_stale_window_start_stops_readahead():
+    """From page 600: pages 512-1535 read, mark 1024; ra->start is still 0,
+    so at 1024 the async readahead finds the window unexpected and the next
+    miss (1025 + 32 pages on) too far: nothing read. 1536 is a second major
+    fault: 1536-2047, the mark on 1536 itself (512 pages, 512 ahead). 91
+    fault-around blocks from 592: 89 minor, 2 major."""
+    faults, _, read = mmap_read(8 * MiB, V.MADV_HUGEPAGE, first=600)
+    assert faults == (89, 2) and read == 1024 + 512
+
+
+def test_mmap_miss_stops_read_around_for_a_file_that_misses():
+    """do_sync_mmap_readahead counts misses (mmap_miss), filemap_map_pages
+    takes one off per cached page of a fault-around window (mapped or not).
+    Faults on every 64th page of a cold 64 MiB file: each misses (+1) and its
+    retry's fault-around finds the 16 pages read around it (-16): read-around
+    goes on. With the count at 100, a miss makes it 101 > MMAP_LOTSAMISS: the
+    page is read alone, and its retry's fault-around takes 1 off."""
+    f = File(64 * MiB, Machine(ram=2 << 30))
+    t = f.k.spawn("/usr/bin/sleep", ["sleep"])
+    a = f.k.mmap(t, 64 * MiB, V.PROT_READ, V.MAP_SHARED, file=f.f)
+    f.k.access(t, np.arange(a, a + 64 * MiB, 64 * 4096), False)
+    assert f.pgpgin() == 256 * 32 and int(f.k.mem.K.ra[f.fid, R.RA_MMAP_MISS]) == 0
+    f.k.mem.K.ra[f.fid, R.RA_MMAP_MISS] = 100
+    f.k.access(t, np.array([a + 40 * 4096]), False)         # 101 > MMAP_LOTSAMISS
+    assert f.pgpgin() == 256 * 32 + 1
+    assert int(f.k.mem.K.ra[f.fid, R.RA_MMAP_MISS]) == 101 - 1   # the retry mapped page 40
+    f.m.check_invariants()
 
 
 # ------------------------------------------------------------ the read step
