@@ -63,12 +63,11 @@ from linmem.engine import readahead as R
 from linmem.engine.jit import njit
 from linmem.engine.pgtable import (_PAGE_ACCESSED, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER,
                                    HPAGE_PMD_NR, KIND_USER, MM_FILEPAGES, MM_SHMEMPAGES, OK,
-                                   PAGE_SHIFT, alloc_frame, free_frame, mk_entry,
-                                   table_index)
-from linmem.engine.readahead import (RA_MMAP_MISS, RA_PAGES, RA_PEND_END, RA_PEND_INDEX,
-                                     RA_PEND_MAJOR, RA_PREV_POS, RA_SIZE, RA_START,
-                                     PG_readahead, find_get_page)
-from linmem.mm.frames import (PG_active, PG_dirty, PG_lru, PG_referenced, PG_swapbacked,
+                                   PAGE_SHIFT, alloc_frame, mk_entry, table_index)
+from linmem.engine.readahead import (RA_ASYNC, RA_MMAP_MISS, RA_PAGES, RA_PEND_END,
+                                     RA_PEND_INDEX, RA_PEND_MAJOR, RA_PREV_POS, RA_SIZE,
+                                     RA_START, PG_readahead, find_get_page)
+from linmem.mm.frames import (PG_active, PG_lru, PG_referenced, PG_swapbacked,
                               PG_unevictable, PG_uptodate, PG_workingset, PG_writeback)
 from linmem.mm.vmstat import node_item, vm_event
 
@@ -80,7 +79,6 @@ PAGEVEC_SIZE = 31                    # folios per filemap_get_pages batch
 NR_FILE_PAGES = node_item("nr_file_pages")
 NR_SHMEM = node_item("nr_shmem")
 NR_FILE_MAPPED = node_item("nr_mapped")
-PGPGIN = vm_event("pgpgin")
 PGACTIVATE = vm_event("pgactivate")
 
 V_START, V_END, V_FLAGS, V_PGOFF, V_FILE = 0, 1, 2, 3, 4
@@ -104,8 +102,8 @@ def do_sync_mmap_readahead(M, fid, pgoff, vm_flags, vm_pgoff, vm_pages, memcg):
     if vm_flags & VM_HUGEPAGE:               # even with readahead off; ra->start stays
         index = pgoff & ~np.int64(HPAGE_PMD_NR - 1)
         ra[RA_SIZE] = HPAGE_PMD_NR if vm_flags & VM_RAND_READ else 2 * HPAGE_PMD_NR
-        ra[R.RA_ASYNC] = HPAGE_PMD_NR
-        return R.do_page_cache_ra(M, fid, index, ra[RA_SIZE], ra[R.RA_ASYNC], memcg)
+        ra[RA_ASYNC] = HPAGE_PMD_NR
+        return R.do_page_cache_ra(M, fid, index, ra[RA_SIZE], ra[RA_ASYNC], memcg)
     if (vm_flags & (VM_RAND_READ | VM_EXEC)) == VM_RAND_READ or ra[RA_PAGES] == 0:
         return OK
     if vm_flags & VM_SEQ_READ:
@@ -117,11 +115,11 @@ def do_sync_mmap_readahead(M, fid, pgoff, vm_flags, vm_pgoff, vm_pages, memcg):
     if vm_flags & VM_EXEC:                   # exec_folio_order() is 0 on x86
         ra[RA_START] = max(pgoff, vm_pgoff)
         ra[RA_SIZE] = min(ra[RA_START] + ra[RA_PAGES], vm_pgoff + vm_pages) - ra[RA_START]
-        ra[R.RA_ASYNC] = 0
+        ra[RA_ASYNC] = 0
     else:                                    # read-around
         ra[RA_START] = max(0, pgoff - ra[RA_PAGES] // 2)
         ra[RA_SIZE] = ra[RA_PAGES]
-        ra[R.RA_ASYNC] = ra[RA_PAGES] // 4
+        ra[RA_ASYNC] = ra[RA_PAGES] // 4
     return R.page_cache_ra_order(M, fid, memcg)
 
 
@@ -375,28 +373,3 @@ def filemap_read_calls(M, fid, isize, offsets, counts, prog, memcg):
         prog[4] = 0
         prog[0] = k + 1
     return OK, prog[0]
-
-
-@njit
-def mapping_try_invalidate(M, fid, start, end):
-    """Models mapping_try_invalidate() over pages ``start..end`` (inclusive):
-    the clean, unmapped, unlocked pages not under writeback leave the cache
-    and are freed. Returns how many."""
-    dropped = 0
-    for pgoff in range(max(start, 0), min(end + 1, M.f_npages[fid])):
-        slot = M.f_base[fid] + pgoff
-        page = np.int64(M.pc[slot])
-        if page < 0 or M.mapcount[page] != 0 or M.refcount[page] != 1 or \
-                (M.flags[page] & (PG_dirty | PG_writeback | PG_swapbacked)):
-            continue
-        M.pc[slot] = -1
-        M.node_stat[NR_FILE_PAGES] -= 1
-        if M.flags[page] & PG_lru:
-            L.lruvec_del_folio(M, page, 1, M.memcg[page])
-        M.flags[page] &= ~np.uint32(PG_uptodate | PG_readahead | PG_referenced | PG_active |
-                                    PG_workingset | PG_unevictable)
-        M.mapping[page] = 0
-        M.index[page] = 0
-        free_frame(M, page, 0)                       # the page cache's reference was the last
-        dropped += 1
-    return dropped

@@ -157,11 +157,14 @@ def truncate_file(M, fid):
 
 
 @njit
-def invalidate_mapping_pages(M, fid):
-    """Models mapping_try_invalidate() for drop_caches: the clean, unmapped,
-    unlocked pages of a file leave its cache and are freed. Returns how many."""
+def invalidate_mapping_pages(M, fid, start=0, end=-1):
+    """Models invalidate_mapping_pages() (mapping_try_invalidate) for
+    drop_caches and POSIX_FADV_DONTNEED: the clean, unmapped, unlocked pages
+    ``start..end`` (-1: to the end) of a file leave its cache and are freed.
+    Returns how many."""
     dropped = 0
-    for pgoff in range(M.f_npages[fid]):
+    last = M.f_npages[fid] - 1 if end < 0 else min(end, M.f_npages[fid] - 1)
+    for pgoff in range(start, last + 1):
         slot = M.f_base[fid] + pgoff
         page = np.int64(M.pc[slot])
         if page < 0 or M.mapcount[page] != 0 or M.refcount[page] != 1 or \

@@ -22,7 +22,7 @@ pages first (__filemap_fdatawrite_range); NOREUSE is not modelled.
 
 from __future__ import annotations
 
-from linmem.engine import filemap as F
+from linmem.engine import memory as E
 from linmem.engine import readahead as R
 from linmem.mm.vma import SyscallError
 
@@ -72,7 +72,7 @@ def _dontneed(mem, fid: int, isize: int, offset: int, endbyte: int) -> int:
         end -= 1
     if end < start:
         return 0
-    return int(F.mapping_try_invalidate(mem.K.ref, fid, start, min(end, LLONG_MAX >> 12)))
+    return int(E.invalidate_mapping_pages(mem.K.ref, fid, start, end))
 
 
 def force_page_cache_readahead(mem, fid: int, index: int, nr_to_read: int,
