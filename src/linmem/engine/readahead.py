@@ -66,7 +66,6 @@ NR_RA = 12
 VM_READAHEAD_PAGES = 32              # bdi->ra_pages: read_ahead_kb 128
 IO_PAGES = 320                       # bdi->io_pages: max_sectors_kb 1280
 FMODE_RANDOM = 0x1000                # f_mode bit set by POSIX_FADV_RANDOM
-RA_CHUNK = 512                       # force_page_cache_ra: 2 MiB per do_page_cache_ra
 ULONG_MAX = -1                       # page_cache_prev_miss() wrapped below index 0
 
 NR_FILE_PAGES = node_item("nr_file_pages")
