@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from linmem.kernel.machine import Machine
 from linmem.mm import vma as V
 from linmem.mm.frames import PG_active
@@ -18,17 +20,19 @@ REAL = json.loads((Path(__file__).parent / "data/realkernel/read-twice-6.18.json
 def test_a_file_read_twice_is_activated_and_the_second_read_does_no_io():
     m = Machine(ram=1 << 30)
     k = m.kernel
-    fid = k.file_id(k.open_file(V.MappedFile("/data/f200", 200 << 20)))
+    f = k.open_file(V.MappedFile("/data/f200", 200 << 20))
+    fid = k.file_id(f)
+    whole = np.arange(0, f.size, 128 << 10)               # dd bs=128k
     node = lambda name: int(m.node_stat[node_item(name)])  # noqa: E731
     pgpgin = lambda: int(m.page_alloc.S.events[vm_event("pgpgin")])  # noqa: E731
     pages = REAL["file_pages"]
-    k.mem.read(fid, 0, pages)
+    k.mem.read(fid, f.size, whole, 128 << 10)
     assert pgpgin() == pages * 4                                   # KiB read from disk
     # the real group's counts include a few pages of other files (dd itself)
     for once, twice, _third in REAL["reads"].values():
         assert once["inactive_file"] > 0.99 * pages and twice["active_file"] > 0.99 * pages
     assert node("nr_inactive_file") == pages and node("nr_active_file") == 0
-    k.mem.read(fid, 0, pages)
+    k.mem.read(fid, f.size, whole, 128 << 10)
     assert pgpgin() == pages * 4                                   # no I/O
     assert node("nr_active_file") == pages and node("nr_inactive_file") == 0
     assert int(m.page_alloc.S.events[vm_event("pgactivate")]) == pages

@@ -164,7 +164,7 @@ def test_drop_caches_frees_exactly_the_clean_unmapped_cache(machine):
     k = m.kernel
     fs = k.fs
     fs.create("/data/clean", 8 * MiB, boot=True)
-    k.read_file(task, "/data/clean", 0, 2048)
+    k.read_file(task, "/data/clean")
     write_all(m, task, "/data/dirty", 0, 4 * MiB)
     fs.create("/dev/shm/seg", 2 * MiB, boot=True)
     addr = map_and_touch(m, task, "/data/mapped", V.PROT_READ, False)

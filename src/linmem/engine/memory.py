@@ -28,8 +28,9 @@ from linmem.engine.pgtable import (
     alloc_table, free_frame, free_table, mk_entry, pmd_deposit, pte_pfn, table_index, walk_pmd,
     walk_pte,
 )
-from linmem.mm.frames import (PG_anon, PG_dirty, PG_head, PG_lru, PG_mlocked,
-                              PG_swapbacked, PG_unevictable, PG_uptodate, PG_writeback)
+from linmem.mm.frames import (PG_active, PG_anon, PG_dirty, PG_head, PG_lru, PG_mlocked,
+                              PG_reclaim, PG_referenced, PG_swapbacked, PG_unevictable,
+                              PG_uptodate, PG_workingset, PG_writeback)
 from linmem.mm.vmstat import NR_MLOCK, PGFAULT, PGMAJFAULT, node_item, vm_event
 
 # VMA rows
@@ -131,7 +132,8 @@ def folio_put(M, head):
     if M.flags[head] & PG_mlocked:
         M.zstat[B.zone_of(M, head), NR_MLOCK] -= nr
     M.flags[head] &= ~np.uint32(PG_anon | PG_swapbacked | PG_uptodate | PG_head |
-                                   PG_mlocked | PG_unevictable)
+                                   PG_mlocked | PG_unevictable | PG_active | PG_referenced |
+                                   PG_reclaim | PG_workingset)
     M.mapping[head] = 0
     M.index[head] = 0
     if nr > 1:
@@ -158,11 +160,14 @@ def truncate_file(M, fid):
 
 
 @njit
-def invalidate_mapping_pages(M, fid):
-    """Models mapping_try_invalidate() for drop_caches: the clean, unmapped,
-    unlocked pages of a file leave its cache and are freed. Returns how many."""
+def invalidate_mapping_pages(M, fid, start=0, end=-1):
+    """Models invalidate_mapping_pages() (mapping_try_invalidate) for
+    drop_caches and POSIX_FADV_DONTNEED: the clean, unmapped, unlocked pages
+    ``start..end`` (-1: to the end) of a file leave its cache and are freed.
+    Returns how many."""
     dropped = 0
-    for pgoff in range(M.f_npages[fid]):
+    last = M.f_npages[fid] - 1 if end < 0 else min(end, M.f_npages[fid] - 1)
+    for pgoff in range(start, last + 1):
         slot = M.f_base[fid] + pgoff
         page = np.int64(M.pc[slot])
         if page < 0 or M.mapcount[page] != 0 or M.refcount[page] != 1 or \
@@ -237,24 +242,22 @@ def do_file_page(M, V, vi, mm, pte_t, va, write, memcg):
     if pgoff >= M.f_npages[fid]:
         return SEGV                                  # SIGBUS beyond the end of the file
     flags = V[vi, V_FLAGS]
-    if not write and F.do_fault_around(M, V, vi, mm, pte_t, va):
-        return MINOR
-    page = F.find_get_page(M, fid, pgoff)
     result = MINOR
-    st = OK
     if M.ra[fid, F.RA_SHMEM]:
+        if not write and F.do_fault_around(M, V, vi, mm, pte_t, va):
+            return MINOR
+        page = F.find_get_page(M, fid, pgoff)
         if page < 0:                                 # shmem_fault: a new zeroed page
             page = F.shmem_get_page(M, fid, pgoff, memcg)
             if page < 0:
                 return NEED_PAGE
-    elif page >= 0:
-        st = F.do_async_mmap_readahead(M, fid, page, pgoff, flags, memcg)
     else:
-        st = F.do_sync_mmap_readahead(M, fid, pgoff, flags, memcg)
-        page = F.find_get_page(M, fid, pgoff)
-        result = MAJOR
-    if st != OK:
-        return st
+        st, page, major = F.filemap_fault(M, V, vi, mm, pte_t, va, pgoff, write, memcg)
+        if st != OK:
+            return st
+        result = MAJOR if major else MINOR
+        if page < 0:                                 # the retried fault-around mapped it
+            return result
     i = table_index(va, PAGE_SHIFT)
     if write and not (flags & VM_SHARED):
         new = alloc_frame(M, KIND_USER)

@@ -33,8 +33,8 @@ import numpy as np
 
 from linmem.engine import buddy as B
 from linmem.engine import lru as L
-from linmem.engine.filemap import (NR_FILE_PAGES, NR_SHMEM, PGPGIN, RA_SHMEM, find_get_page,
-                                   folio_mark_accessed)
+from linmem.engine.filemap import NR_FILE_PAGES, NR_SHMEM, folio_mark_accessed
+from linmem.engine.readahead import PGPGIN, RA_SHMEM, find_get_page
 from linmem.engine.jit import njit
 from linmem.engine.pgtable import C_NOW_US, KIND_USER, NEED_PAGE, OK, alloc_frame
 from linmem.mm.frames import PG_dirty, PG_swapbacked, PG_uptodate, PG_writeback

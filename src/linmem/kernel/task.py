@@ -335,16 +335,30 @@ class Kernel:
         """madvise(2): flag advice changes the VMAs; DONTNEED zaps the range
         (zap_page_range_single); POPULATE_READ/WRITE fault it in; FREE leaves
         the pages mapped until reclaim (XXX: the lazy-free LRU move comes with
-        reclaim); WILLNEED on anonymous memory does nothing."""
-        from linmem.mm.vma import MADV_DONTNEED, MADV_POPULATE_READ, MADV_POPULATE_WRITE
-        for _vma, s, e in task.mm.vmas.madvise(addr, length, advice):
-            if advice == MADV_DONTNEED:
+        reclaim); WILLNEED reads a file range in (madvise_willneed), and does
+        nothing on anonymous memory."""
+        from linmem.mm.vma import (MADV_DONTNEED, MADV_POPULATE_READ, MADV_POPULATE_WRITE,
+                                   MADV_WILLNEED)
+        for vma, s, e in task.mm.vmas.madvise(addr, length, advice):
+            if advice == MADV_WILLNEED:
+                self.madvise_willneed(vma, s, e)
+            elif advice == MADV_DONTNEED:
                 self.mem.zap(task.mm.id, s, e)
             elif advice in (MADV_POPULATE_READ, MADV_POPULATE_WRITE):
                 status, _ = self.access(task, np.arange(s, e, 4096, dtype=np.int64),
                                         advice == MADV_POPULATE_WRITE)
                 if status != 0:
                     raise SyscallError("EFAULT", "populate hit an inaccessible page")
+
+    def madvise_willneed(self, vma, start: int, end: int) -> None:
+        """Models madvise_willneed(): on a file mapping, POSIX_FADV_WILLNEED of
+        the file range mapped at [start, end) (linmem.mm.fadvise); shmem and
+        anonymous memory would read back swapped-out pages (no swap yet)."""
+        from linmem.engine.readahead import RA_SHMEM
+        from linmem.mm.fadvise import madvise_willneed
+        fid = self.file_id(vma.file)
+        if fid >= 0 and not self.mem.K.ra[fid, RA_SHMEM]:
+            madvise_willneed(self.mem, fid, vma.file.size, vma.pgoff, vma.start, start, end)
 
     def mlock(self, task: Task, addr: int, length: int, onfault: bool = False) -> None:
         """mlock(2)/mlock2(MLOCK_ONFAULT): lock the VMAs, mlock the pages already
@@ -364,15 +378,19 @@ class Kernel:
 
     # ---------------------------------------------------------- file I/O
 
-    def read_file(self, task: Task, path: str, start: int, npages: int, req: int = 32) -> float:
-        """read(2) of pages [start, start + npages), ``req`` pages per call:
-        the seconds the reader waits for the disk."""
+    def read_file(self, task: Task, path: str, offsets=None, counts=None) -> float:
+        """read(2) calls of ``counts`` bytes at ``offsets`` (default: the
+        whole file, 128 KiB per call): the seconds the reader waits for the
+        disk (one request per readahead window of 32 pages)."""
         fs = self.fs
         inode = fs.lookup(path)
         fid = fs.fid(inode)
+        if offsets is None:
+            offsets = np.arange(0, inode.size, 32 * 4096, dtype=np.int64)
+            counts = 32 * 4096
         events = self.mem.K.events
         before = int(events[_PGPGIN])
-        self.mem.read(fid, start, npages, req)
+        self.mem.read(fid, inode.size, offsets, counts)
         read = (int(events[_PGPGIN]) - before) // 4
         return fs.device.read_time(self.machine.clock, read, -(-read // 32)) if read else 0.0
 

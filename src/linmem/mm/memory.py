@@ -42,6 +42,7 @@ from linmem.engine import filemap as F
 from linmem.engine import memory as E
 from linmem.engine import page_writeback as PW
 from linmem.engine import pgtable as P
+from linmem.engine import readahead as R
 from linmem.engine.lru import NR_LRU_LISTS
 from linmem.mm import gfp as G
 from linmem.mm.memblock import KERNEL_LOAD_PFN
@@ -133,6 +134,7 @@ class MemoryModel:
                       ra=np.concatenate([K.ra, np.zeros((1, F.NR_RA), dtype=np.int64)]),
                       fstat=np.concatenate([K.fstat, row]))
         self.K.ra[fid, F.RA_SHMEM] = int(shmem)
+        R.file_ra_state_init(self.K.ra[fid])
         return fid
 
     def resize_file(self, fid: int, npages: int) -> None:
@@ -244,18 +246,21 @@ class MemoryModel:
 
     # ------------------------------------------------------------ unmapping
 
-    def read(self, fid: int, start: int, npages: int, req: int = 32, memcg: int = 0) -> None:
-        """read(2) of ``npages`` pages from ``start``, ``req`` pages per call
-        (filemap_read with on-demand readahead; every folio marked accessed)."""
-        state = {"index": start}
+    def read(self, fid: int, isize: int, offsets, counts, memcg: int = 0) -> None:
+        """read(2) calls of ``counts`` bytes at ``offsets`` (arrays, or a count
+        for all) from a file of ``isize`` bytes (filemap_read: readahead, every
+        folio copied marked accessed)."""
+        offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+        counts = np.ascontiguousarray(np.broadcast_to(counts, offsets.shape), dtype=np.int64)
+        prog = np.zeros(5, dtype=np.int64)
+        self.run_resumable(lambda K: F.filemap_read_calls(K, fid, isize, offsets, counts, prog,
+                                                          memcg))
 
-        def call(K):
-            status, index = F.filemap_read(K, fid, state["index"], npages - (state["index"] - start),
-                                           req, memcg)
-            state["index"] = index
-            return status, index
+    def run_resumable(self, call):
+        """Run a compiled ``call(K)`` -> (status, position) to the end, getting it
+        the pages it needs (see ``_resumable``)."""
         try:
-            self._resumable(call)
+            return self._resumable(call)
         finally:
             self._release_prealloc()
 
@@ -270,10 +275,7 @@ class MemoryModel:
     def _run_progress(self, progress: np.ndarray, kernel) -> tuple[int, int]:
         """Run a resumable kernel that keeps its place in ``progress``
         (W_INDEX, W_DIRTIED, W_READ): (pages newly dirtied, pages read)."""
-        try:
-            self._resumable(lambda K: (kernel(K), progress[PW.W_INDEX]))
-        finally:
-            self._release_prealloc()
+        self.run_resumable(lambda K: (kernel(K), progress[PW.W_INDEX]))
         return int(progress[PW.W_DIRTIED]), int(progress[PW.W_READ])
 
     def touch_blocks(self, fid: int, indices, dirty: bool, read_missing: bool = True,

@@ -339,10 +339,28 @@ class Touch(_Model):
 
 
 class Read(_Model):
-    """read(2) of a whole file through the page cache."""
+    """read(2) of a file, or of the part ``offset``..``offset + size``, through
+    the page cache: ``block`` bytes per call, in order or (``random``)
+    ``count`` blocks at random block-aligned offsets; ``advice`` is
+    posix_fadvise'd first."""
 
     file: AbsPath
     passes: int = Field(1, ge=1)
+    offset: Size = 0
+    size: Optional[PositiveSize] = None
+    block: PositiveSize = 128 * 1024
+    pattern: Literal["sequential", "random"] = "sequential"
+    count: Optional[int] = Field(None, ge=1)
+    advice: Literal["normal", "sequential", "random", "willneed", "dontneed"] = "normal"
+
+    @field_validator("count")
+    @classmethod
+    def _random_count(cls, count: Optional[int], info) -> Optional[int]:
+        """``count`` goes with pattern random only."""
+        pattern = info.data.get("pattern")
+        if count is not None and pattern not in (None, "random"):
+            raise ValueError(f"count is only for pattern random, not {pattern}")
+        return count
 
 
 class Write(_Model):
@@ -633,6 +651,7 @@ class _Walk:
             self.release(kind, args, regions, here)
         if kind == "read":
             self.need_file(args.file, here + ("file",))
+            self.read_range(args, here)
         if kind in ("fsync", "unlink"):
             self.need_file(args, here)
         if kind == "fork":
@@ -669,6 +688,19 @@ class _Walk:
             self.error(loc, f"{name!r} was made by {regions[name]}: release it with {other}")
         else:
             self.error(loc, f"no {want} region {name!r} here")
+
+    def read_range(self, args: "Read", here: tuple) -> None:
+        """The part a read step names lies inside the file (when its size is
+        known from ``files``)."""
+        size = self.sc.files.get(args.file)
+        if size is None:
+            return
+        if args.offset and args.offset >= size:
+            self.error(here + ("offset",), f"offset {args.offset} is at or beyond the end of "
+                                           f"{args.file} ({size} bytes)")
+        elif args.size is not None and args.offset + args.size > size:
+            self.error(here + ("size",), f"offset {args.offset} + size {args.size} goes beyond "
+                                         f"the end of {args.file} ({size} bytes)")
 
     def need_file(self, path: str, loc: tuple) -> None:
         """A file read or mapped is listed under files or written by a step."""

@@ -18,9 +18,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from linmem.engine.readahead import file_ra_state_init
 from linmem.errors import InputError
 from linmem.mm import mmap as mmaplib
 from linmem.mm import vma as V
+from linmem.mm.fadvise import (POSIX_FADV_DONTNEED, POSIX_FADV_NORMAL, POSIX_FADV_RANDOM,
+                               POSIX_FADV_SEQUENTIAL, POSIX_FADV_WILLNEED, generic_fadvise)
 from linmem.mm.memory import OutOfMemory
 from linmem.mm.vmstat import vm_event
 from linmem.workload.libc import Libc
@@ -41,6 +44,9 @@ ADVICE = {"normal": V.MADV_NORMAL, "random": V.MADV_RANDOM, "sequential": V.MADV
           "willneed": V.MADV_WILLNEED, "dontneed": V.MADV_DONTNEED, "free": V.MADV_FREE,
           "hugepage": V.MADV_HUGEPAGE, "nohugepage": V.MADV_NOHUGEPAGE,
           "populate_read": V.MADV_POPULATE_READ, "populate_write": V.MADV_POPULATE_WRITE}
+FADV = {"normal": POSIX_FADV_NORMAL, "random": POSIX_FADV_RANDOM,
+        "sequential": POSIX_FADV_SEQUENTIAL, "willneed": POSIX_FADV_WILLNEED,
+        "dontneed": POSIX_FADV_DONTNEED}
 
 
 class ProcessEnded(Exception):
@@ -358,19 +364,50 @@ def _inode(run, proc, path: str, where: str):
 
 
 def step_read(run, proc, args, where) -> float:
-    """read(2) of a whole file, ``passes`` times, 128 KiB per call."""
+    """open(2), posix_fadvise(2) with ``advice``, then read(2) of the step's
+    part of the file ``passes`` times (read_requests). Each step opens the
+    file anew: its readahead state starts afresh (file_ra_state_init). The
+    reader waits for the disk's time for what it read."""
     kernel = run.machine.kernel
     inode = _inode(run, proc, args.file, where)
-    npages = inode.npages
+    size = inode.size
+    fid = kernel.fs.fid(inode)
+    offsets, counts = read_requests(args, size, run.machine.rng)
     events = run.machine.page_alloc.S.events
     before = int(events[_PGPGIN]) - 4 * kernel.fs.metadata_reads
-    wait = 0.0
-    for _ in range(args.passes):
-        wait += kernel.read_file(proc.task, args.file, 0, npages)
+    file_ra_state_init(kernel.mem.K.ra[fid])
+    if args.advice != "normal":
+        generic_fadvise(kernel.mem, fid, size, args.offset, _part(args, size), FADV[args.advice])
+    wait = kernel.read_file(proc.task, args.file, np.tile(offsets, args.passes),
+                            np.tile(counts, args.passes))
     read_pages = (int(events[_PGPGIN]) - 4 * kernel.fs.metadata_reads - before) // 4
     run.event("read", pid=proc.task.pid, file=args.file, passes=args.passes,
               pages_read_from_disk=read_pages, seconds=round(wait, 9))
-    return wait + npages * args.passes * T_COPY
+    copied = -(-int(counts.sum()) // PAGE) * args.passes
+    return wait + copied * T_COPY
+
+
+def _part(args, size: int) -> int:
+    """Bytes of the file a read step covers."""
+    return args.size if args.size is not None else max(0, size - args.offset)
+
+
+def read_requests(args, size: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, byte counts) of one pass of a read step: ``block`` bytes at a
+    time through the part in order, or ``count`` (default: the part's blocks)
+    blocks at random block-aligned offsets of the part; the last block of the
+    part is cut at its end."""
+    part = _part(args, size)
+    nblocks = -(-part // args.block)
+    if args.pattern == "sequential":
+        idx = np.arange(nblocks, dtype=np.int64)
+    else:
+        count = args.count if args.count is not None else nblocks
+        idx = rng.integers(0, nblocks, size=count, dtype=np.int64) if nblocks else \
+            np.zeros(0, dtype=np.int64)
+    offsets = args.offset + idx * args.block
+    counts = np.minimum(args.block, args.offset + part - offsets)
+    return offsets, counts
 
 
 def step_write(run, proc, args, where) -> float:
