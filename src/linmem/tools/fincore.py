@@ -132,8 +132,10 @@ Options:
 
 Available output columns:
 {columns_2_38}
+
 Columns of util-linux 2.40 (cachestat(2): --run, or Linux 6.5+):
 {columns_2_40}
+
 For more details see fincore(1).
 """
 
