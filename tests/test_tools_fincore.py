@@ -271,7 +271,8 @@ def test_string_add_to_idarray():
     names = ["PAGES", "SIZE", "FILE", "RES"]
     assert string_add_to_idarray("res,File", [3, 0, 1, 2], 8, names) == [3, 2]
     assert string_add_to_idarray("+pages", [3, 0, 1, 2], 8, names) == [3, 0, 1, 2, 0]
-    assert string_add_to_idarray("+res,res,res,res", [3, 0, 1, 2], 8, names) == [3, 0, 1, 2] + [3] * 4
+    full = string_add_to_idarray("+res,res,res,res", [3, 0, 1, 2], 8, names)
+    assert full == [3, 0, 1, 2, 3, 3, 3, 3]
     for bad in ["", "+", "res,,file", ",res", "res,", "+res,res,res,res,res", "nope"]:
         with pytest.raises(fc.InputError):
             string_add_to_idarray(bad, [3, 0, 1, 2], 8, names)
