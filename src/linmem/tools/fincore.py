@@ -44,9 +44,10 @@ Differences from util-linux:
   ``linmem: fincore ...: WHAT`` line and exit 2; util-linux exits 1, with
   its usage hint or, for an empty or too long column list, without a word;
 * ``-h`` also lists ``--run``, ``--output-all`` and the 2.40 columns;
-* 2.40's JSON prints the human-readable byte columns (DIRTY...) unquoted and
-  its WRITEBACK cell repeats the column before it; here they are strings
-  (numbers with ``-b``) and WRITEBACK is the writeback count;
+* 2.40's JSON prints the human-readable byte columns (DIRTY...) unquoted, and
+  its WRITEBACK cells show a stale value (the test in ``get_cstat_value``
+  that guards them is inverted); here they are strings (numbers with
+  ``-b``) and WRITEBACK is cachestat's ``nr_writeback``;
 * on a host without cachestat(2) the 2.40 columns are refused (2.40 leaves
   them empty); a file cachestat fails on gets a warning and empty cells;
 * a column list holds at most 8 columns, as 2.38.1's (``--output-all``
