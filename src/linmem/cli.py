@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "vmstat": ("linmem.tools.vmstat", "vmstat", "Report virtual memory statistics, as procps-ng vmstat."),
     "ps": ("linmem.tools.ps", "ps", "Report a snapshot of the processes, as procps-ng ps (--proc PATH)."),
     "pmap": ("linmem.tools.pmap", "pmap", "Report the memory map of processes, as procps-ng pmap (--proc PATH)."),
+    "fincore": ("linmem.tools.fincore", "fincore", "Count pages of files in the page cache, as util-linux fincore (--run DIR)."),
     "smem": ("linmem.tools.smem", "smem", "Report USS, PSS and RSS per process from smaps, as smem 1.5 (--proc PATH)."),
 }
 
