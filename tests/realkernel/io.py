@@ -503,7 +503,7 @@ def drive(group: Path, argv: list[str], bdev: str | None = None, phases: dict | 
     proc = subprocess.Popen([str(exe), *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=errfile, env=_ENV, preexec_fn=_joiner(group))
     lines = _Lines(proc.stdout.fileno())
-    before, sample, scan, files = None, 0.0, None, {}
+    before, sample, scan, files, samples = None, 0.0, None, {}, []
     try:
         while True:
             if sample:
