@@ -18,7 +18,7 @@ import pytest
 from linmem.kernel.machine import Machine
 from linmem.mm import mmap as mmaplib
 from linmem.mm import vma as V
-from linmem.mm.frames import PG_active, PG_lru
+from linmem.mm.frames import PG_active, PG_lru, PG_referenced
 from linmem.mm.mmap import builtin_image
 from linmem.mm.page_writeback import dirty_freerun_ceiling, global_dirty_limits
 from linmem.mm.vmstat import node_item, vm_event
@@ -242,6 +242,10 @@ def test_tmpfs_write_is_shmem_and_never_dirty_accounted(machine):
     assert node(m, "nr_dirtied") == 0 and info["Dirty"] == 0
     assert info["Inactive(anon)"] >= 8 * 1024
     assert m.kernel.fsync(task, "/dev/shm/x") == 0.0
+    inode = m.kernel.fs.inodes["/dev/shm/x"]
+    assert data_flags(m, inode, PG_referenced) == 2048 and data_flags(m, inode, PG_active) == 0
+    write_all(m, task, "/dev/shm/x", 0, 8 * MiB)            # written twice: active
+    assert data_flags(m, inode, PG_active) == 2048
     m.check_invariants()
 
 

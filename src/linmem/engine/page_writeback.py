@@ -25,6 +25,9 @@ index, its dirty and writeback page counts, and ``dirtied_when``.
 ``WRITE_MARKS_ACCESSED``: Linux 6.18's write_begin looks folios up with
 FGP_WRITEBEGIN, which has no FGP_ACCESSED, and generic_perform_write does not
 call folio_mark_accessed: a write leaves the LRU state of a folio alone.
+shmem differs (shmem_get_folio_gfp with SGP_WRITE): a new page starts
+referenced, an existing one is marked accessed, so a tmpfs file written
+twice is active.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from linmem.engine.filemap import NR_FILE_PAGES, NR_SHMEM, folio_mark_accessed
 from linmem.engine.readahead import PGPGIN, RA_SHMEM, find_get_page
 from linmem.engine.jit import njit
 from linmem.engine.pgtable import C_NOW_US, KIND_USER, NEED_PAGE, OK, alloc_frame
-from linmem.mm.frames import PG_dirty, PG_swapbacked, PG_uptodate, PG_writeback
+from linmem.mm.frames import PG_dirty, PG_referenced, PG_swapbacked, PG_uptodate, PG_writeback
 from linmem.mm.vmstat import node_item, vm_event, zone_item
 
 FS_CAP, FS_DIRTY, FS_WRITEBACK, FS_DIRTIED_WHEN = 0, 1, 2, 3
@@ -146,7 +149,9 @@ def generic_perform_write(M, fid, start, end, head_partial, tail_partial, old_np
             if page < 0:
                 progress[W_INDEX] = index
                 return NEED_PAGE
-        elif WRITE_MARKS_ACCESSED:
+            if M.ra[fid, RA_SHMEM]:                  # shmem_get_folio_gfp(SGP_WRITE)
+                M.flags[page] |= PG_referenced
+        elif WRITE_MARKS_ACCESSED or M.ra[fid, RA_SHMEM]:
             folio_mark_accessed(M, page)
         progress[W_DIRTIED] += folio_mark_dirty(M, page)
     progress[W_INDEX] = end

@@ -7,8 +7,9 @@ operation touches, for an ext4 made by mke2fs's defaults (4 KiB blocks,
 32768 blocks and 8192 inodes of 256 bytes per block group, flex_bg of 16
 groups, extents):
 
-* mount reads the superblock, the group descriptors (64 bytes per group)
-  and the journal superblock (ext4_fill_super, jbd2_journal_load);
+* mount reads the superblock, the group descriptors (64 bytes per group),
+  the root's and the journal's inode block and the journal superblock
+  (ext4_fill_super, jbd2_journal_load);
 * a path lookup reads, for each directory on the way, the inode-table block
   holding its inode and its directory block (ext4_lookup -> ext4_bread); the
   file's own inode block (ext4_iget -> __ext4_get_inode_loc);
@@ -65,10 +66,16 @@ def group_desc(group: int) -> tuple:
     return ("gdt", group * GROUP_DESC_SIZE // BLOCK)
 
 
+ROOT_INO = 2
+JOURNAL_INO = 8
+
+
 def mount_blocks(nr_groups: int) -> list[tuple]:
-    """Read at mount: superblock, group descriptors, journal superblock."""
+    """Read at mount (ext4_fill_super): superblock, group descriptors, the
+    inode-table block of the root and journal inodes (ext4_iget), the
+    journal superblock (jbd2_journal_load)."""
     return [("sb",), *[("gdt", k) for k in range(group_desc_blocks(nr_groups))],
-            ("journal", 0)]
+            inode_block(ROOT_INO), inode_block(JOURNAL_INO), ("journal", 0)]
 
 
 def lookup_blocks(dir_inos: list[int], ino: int) -> list[tuple]:

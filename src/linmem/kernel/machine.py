@@ -31,6 +31,7 @@ from linmem.mm.memblock import boot_layout
 from linmem.mm.page_alloc import PageAllocator
 
 THP_MODES = ("never", "madvise", "always")
+INITIAL_JIFFIES = (-300 * 250) & 0xFFFFFFFF    # jiffies at boot (HZ 250), as a 32-bit count
 
 
 class Machine:
@@ -177,6 +178,26 @@ class Machine:
         """Run ``callback(when)`` once the clock reaches ``when`` (the flusher,
         the journal, I/O completions)."""
         heapq.heappush(self.timers, (when, next(self._timer_order), callback))
+
+    def timer_expiry(self, delay: float) -> float:
+        """When a kernel timer armed now for ``delay`` seconds fires.
+
+        Models kernel/time/timer.c calc_wheel_index(): the timer wheel keeps
+        a timer in the level its delay falls in, whose granularity is 8^level
+        jiffies (1 jiffy up to 63, 8 up to 503, 64 up to 4031...), and rounds
+        its expiry up to the next multiple of that granularity, counted on
+        the absolute jiffies clock (which starts at INITIAL_JIFFIES, five
+        minutes before wrapping). A 5 s timer at HZ 250 fires 4 to 256 ms late.
+        """
+        hz = 250
+        now = INITIAL_JIFFIES + int(round(self.clock * hz))
+        delta = max(0, int(round(delay * hz)))
+        level = 0
+        while level < 8 and delta >= 63 << (3 * level):
+            level += 1
+        shift = 3 * level
+        expires = (((now + delta) >> shift) + 1) << shift if level else now + delta
+        return (expires - INITIAL_JIFFIES) / hz
 
     def next_timer(self) -> float | None:
         return self.timers[0][0] if self.timers else None
