@@ -336,3 +336,26 @@ def test_timeline_shows_writeback_over_time():
     assert dirty[6][1] >= 16384                                # at 30 s: not yet expired
     assert dirty[-1][2] >= 4096 and dirty[-1][1] < 16384       # at 40 s: written back
     result.machine.check_invariants()
+
+
+def test_dirty_ratio_and_bytes_exclude_each_other():
+    m = Machine(ram=256 << 20)
+    m.write_sysctl("vm.dirty_bytes", 100 << 20)
+    assert (m.sysctl["dirty_ratio"], m.sysctl["dirty_bytes"]) == (0, 100 << 20)
+    m.write_sysctl("vm.dirty_ratio", 30)
+    assert (m.sysctl["dirty_ratio"], m.sysctl["dirty_bytes"]) == (30, 0)
+    m.write_sysctl("vm.dirty_background_bytes", 8 << 20)
+    assert m.sysctl["dirty_background_ratio"] == 0
+    bg, thresh = global_dirty_limits(m)
+    assert bg == 2048
+    m.write_sysctl("vm.dirty_ratio", 30)                    # the same value: no change
+    assert m.sysctl["dirty_background_bytes"] == 8 << 20
+
+
+def test_new_writeback_interval_flushes_everything(machine):
+    m, task = machine
+    write_all(m, task, "/data/young", 0, 4 * MiB)
+    m.write_sysctl("vm.dirty_writeback_centisecs", 1000)
+    m.advance(0.1)
+    assert m.kernel.fs.residency(m.kernel.fs.inodes["/data/young"]) == (1024, 0, 0)
+    m.check_invariants()

@@ -55,6 +55,7 @@ class BdiWriteback:
         self.pending: dict[int, list] = {}    # file -> [done time of its chunks]
         self.background = False
         self.kupdate_more = False             # expired data left for lack of queue room
+        self.everything = False               # wakeup_flusher_threads: write all
         self.work_queued = False
         self.delayed_at: float | None = None
         self.commit_at: float | None = None
@@ -92,6 +93,11 @@ class BdiWriteback:
         self.delayed_at = None
         self.wb_workfn(now, kupdate=True)
 
+    def flush_all(self, now: float) -> None:
+        """wakeup_flusher_threads(): write every dirty page, however young."""
+        self.everything = True
+        self._queue(now)
+
     def start_background(self, now: float) -> None:
         """wb_start_background_writeback(): wake the flusher now."""
         self.background = True
@@ -105,6 +111,8 @@ class BdiWriteback:
     def _queued_work(self, now: float) -> None:
         self.work_queued = False
         self.wb_workfn(now, kupdate=self.kupdate_more)
+        if self.everything and not self.kupdate_more:
+            self.everything = False
 
     @property
     def in_progress(self) -> bool:
@@ -134,10 +142,10 @@ class BdiWriteback:
                     self.background = False
                     break
                 self._write_chunk(int(fids[0]), now)
-        if kupdate:
+        if kupdate or self.everything:
             self.kupdate_more = False
             expire = self._sysctl("dirty_expire_centisecs") / 100
-            cutoff = int(round((now - expire) * 1e6))
+            cutoff = int(round((now - expire) * 1e6)) if not self.everything else 1 << 62
             for fid in self.dirty_files():
                 if fstat[fid, FS_DIRTIED_WHEN] > cutoff:
                     break

@@ -124,6 +124,7 @@ class Machine:
         stored = sysctl_table.validate_sysctl(name, value, self.arch)
         bare = name[3:] if name.startswith("vm.") else name
         handler = self._HANDLERS.get(bare)
+        self._sysctl_before = self.sysctl.get(bare)
         if sysctl_table.lookup(bare, self.arch).kind != sysctl_table.WRITEONLY:
             self.sysctl[bare] = stored
         if handler:
@@ -163,6 +164,23 @@ class Machine:
         from linmem.engine.buddy import T_BOOST_FACTOR
         self.page_alloc.S.tunables[T_BOOST_FACTOR] = value
 
+    def _dirty_pair_handler(self, name: str, value: int) -> None:
+        """Models dirty_ratio_handler() and friends: the ratio and the bytes
+        form of a dirty limit exclude each other; writing one (a new value)
+        zeroes the other."""
+        other = {"dirty_ratio": "dirty_bytes", "dirty_bytes": "dirty_ratio",
+                 "dirty_background_ratio": "dirty_background_bytes",
+                 "dirty_background_bytes": "dirty_background_ratio"}[name]
+        if value != self._sysctl_before:
+            self.sysctl[other] = 0
+
+    def _dirty_writeback_handler(self, value: int) -> None:
+        """Models dirty_writeback_centisecs_handler(): a new non-zero interval
+        wakes the flusher at once to write everything (WB_REASON_PERIODIC)."""
+        fs = self._kernel.mounted_fs if self._kernel is not None else None
+        if value and value != self._sysctl_before and fs is not None:
+            fs.writeback.flush_all(self.clock)
+
     _HANDLERS = {
         "min_free_kbytes": _min_free_kbytes_handler,
         "watermark_scale_factor": _wmark_handler,
@@ -170,6 +188,11 @@ class Machine:
         "lowmem_reserve_ratio": _lowmem_reserve_handler,
         "watermark_boost_factor": _boost_factor_handler,
         "drop_caches": _drop_caches_handler,
+        "dirty_ratio": lambda m, v: m._dirty_pair_handler("dirty_ratio", v),
+        "dirty_bytes": lambda m, v: m._dirty_pair_handler("dirty_bytes", v),
+        "dirty_background_ratio": lambda m, v: m._dirty_pair_handler("dirty_background_ratio", v),
+        "dirty_background_bytes": lambda m, v: m._dirty_pair_handler("dirty_background_bytes", v),
+        "dirty_writeback_centisecs": _dirty_writeback_handler,
     }
 
     # ---------------------------------------------------------------- time
