@@ -641,11 +641,21 @@ def free_pgtables(M, mm, start, end, floor, ceiling):
     neighbouring VMAs ``floor`` and ``ceiling``)."""
     pgd = M.mm_stat[mm, MM_PGD]
     va = start & ~np.int64((1 << PMD_SHIFT) - 1)
-    while va < end:
+    while va < end:                                  # only where upper tables exist
+        pud = _lower(M, pgd, va, PGD_SHIFT)
+        if pud < 0:
+            va = (va | ((1 << PGD_SHIFT) - 1)) + 1
+            continue
+        if _lower(M, pud, va, PUD_SHIFT) < 0:
+            va = (va | ((1 << PUD_SHIFT) - 1)) + 1
+            continue
         _free_pte_table(M, mm, pgd, va, floor, ceiling)
         va += 1 << PMD_SHIFT
     va = start & ~np.int64((1 << PUD_SHIFT) - 1)
     while va < end:
+        if _lower(M, pgd, va, PGD_SHIFT) < 0:
+            va = (va | ((1 << PGD_SHIFT) - 1)) + 1
+            continue
         _free_pmd_table(M, mm, pgd, va, floor, ceiling)
         va += 1 << PUD_SHIFT
     va = start & ~np.int64((1 << PGD_SHIFT) - 1)
