@@ -8,7 +8,7 @@ through the frames' ``lru_next``/``lru_prev``, head = most recently added.
 Sizes are kept in the node counters (nr_inactive_anon...) and, per zone, in
 nr_zone_inactive_anon...: the pages of a large folio all count.
 
-Reclaim (which scans these lists) is a later mechanism; here folios are added
+Reclaim scans these lists (linmem.engine.vmscan); here folios are added
 and removed.
 
 XXX: Linux batches additions per CPU (a folio_batch of 31 folios drained on
@@ -57,12 +57,23 @@ def _account(M, pfn, lru, nr):
 
 
 @njit
-def lruvec_add_folio(M, pfn, nr_pages, memcg):
-    """Models lruvec_add_folio(): at the head of its list, PG_lru set."""
+def _add(M, pfn, nr_pages, memcg, to_tail):
     lru = folio_lru_list(M, pfn)
-    B._list_add(M.lru_head, M.lru_tail, memcg, 0, lru, M.nxt, M.prv, pfn, False)
+    B._list_add(M.lru_head, M.lru_tail, memcg, 0, lru, M.nxt, M.prv, pfn, to_tail)
     M.flags[pfn] |= PG_lru
     _account(M, pfn, lru, nr_pages)
+
+
+@njit
+def lruvec_add_folio(M, pfn, nr_pages, memcg):
+    """Models lruvec_add_folio(): at the head of its list, PG_lru set."""
+    _add(M, pfn, nr_pages, memcg, False)
+
+
+@njit
+def lruvec_add_folio_tail(M, pfn, nr_pages, memcg):
+    """Models lruvec_add_folio_tail(): at the tail (next to be scanned)."""
+    _add(M, pfn, nr_pages, memcg, True)
 
 
 @njit

@@ -40,7 +40,8 @@ from linmem.engine.filemap import NR_FILE_PAGES, NR_SHMEM, folio_mark_accessed
 from linmem.engine.readahead import PGPGIN, RA_SHMEM, find_get_page
 from linmem.engine.jit import njit
 from linmem.engine.pgtable import C_NOW_US, KIND_USER, NEED_PAGE, OK, alloc_frame
-from linmem.mm.frames import PG_dirty, PG_referenced, PG_swapbacked, PG_uptodate, PG_writeback
+from linmem.mm.frames import (PG_active, PG_dirty, PG_lru, PG_reclaim, PG_referenced,
+                              PG_swapbacked, PG_uptodate, PG_writeback)
 from linmem.mm.vmstat import node_item, vm_event, zone_item
 
 FS_CAP, FS_DIRTY, FS_WRITEBACK, FS_DIRTIED_WHEN = 0, 1, 2, 3
@@ -54,6 +55,7 @@ NR_DIRTIED = node_item("nr_dirtied")
 NR_WRITTEN = node_item("nr_written")
 NR_ZONE_WRITE_PENDING = zone_item("nr_zone_write_pending")
 PGPGOUT = vm_event("pgpgout")
+PGROTATED = vm_event("pgrotated")
 
 # generic_perform_write progress, in an int64 array the caller keeps
 W_INDEX, W_DIRTIED, W_READ = 0, 1, 2
@@ -192,6 +194,8 @@ def folio_end_writeback(M, pages, n):
         if not (M.flags[page] & PG_writeback):
             continue
         M.flags[page] &= ~np.uint32(PG_writeback)
+        if M.flags[page] & PG_reclaim:               # reclaim looked at it: next in line
+            rotate_reclaimable(M, page)
         fid = M.mapping[page]
         M.node_stat[NR_WRITEBACK] -= 1
         M.node_stat[NR_WRITTEN] += 1
@@ -199,6 +203,20 @@ def folio_end_writeback(M, pages, n):
         M.fstat[fid, FS_WRITEBACK] -= 1
         if M.fstat[fid, FS_DIRTY] == 0 and M.fstat[fid, FS_WRITEBACK] == 0:
             M.fstat[fid, FS_DIRTIED_WHEN] = -1
+
+
+@njit
+def rotate_reclaimable(M, page):
+    """Models folio_rotate_reclaimable(): a folio reclaim marked PG_reclaim
+    whose writeback ended goes to the tail of the inactive list, clean, to be
+    reclaimed next (pgrotated)."""
+    M.flags[page] &= ~np.uint32(PG_reclaim)
+    if (M.flags[page] & PG_lru) and not (M.flags[page] & PG_dirty):
+        memcg = M.memcg[page]
+        L.lruvec_del_folio(M, page, 1, memcg)
+        M.flags[page] &= ~np.uint32(PG_active)
+        L.lruvec_add_folio_tail(M, page, 1, memcg)
+        M.events[PGROTATED] += 1
 
 
 @njit

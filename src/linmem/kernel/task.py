@@ -96,6 +96,34 @@ class Kernel:
         self.file_ids: dict[int, int] = {}
         self.mounted_fs = None
         self._dirtying: dict[int, float] = {}   # pid -> last balance_dirty_pages
+        self.current: Task | None = None         # the task in a system call or fault
+        self.oom_listeners: list = []            # called with (victim, report) on a kill
+        from linmem.mm.vmscan import Reclaim
+        machine.page_alloc.reclaim = Reclaim(machine)
+        machine.page_alloc.out_of_memory = self.out_of_memory
+
+    def out_of_memory(self, order: int, gfp: int) -> bool:
+        """Models out_of_memory(): pick the process of highest badness and
+        kill it (SIGKILL; its memory is freed as it exits). True when memory
+        was freed; OutOfMemory when the victim is the task that faulted."""
+        from linmem.mm.oom_kill import select_bad_process
+        from linmem.mm.vmstat import vm_event
+        victim, candidates = select_bad_process(self)
+        if victim is None:
+            return False
+        report = {"order": order, "gfp": gfp, "victim": victim.pid, "victim_name": victim.comm,
+                  "reason": "highest badness (rss + swap entries + page tables, "
+                            "+ oom_score_adj x totalpages/1000)",
+                  "candidates": candidates}
+        self.machine.page_alloc.S.events[vm_event("oom_kill")] += 1
+        current = victim is self.current
+        for listener in self.oom_listeners:      # the runner records it and ends the process
+            listener(victim, report, current)
+        if current:
+            raise OutOfMemory(f"killed by the OOM killer: pid {victim.pid} ({victim.comm})")
+        if victim.state != "Z":
+            self.exit(victim, 0, signal=9)
+        return True
 
     @property
     def fs(self):
@@ -383,6 +411,7 @@ class Kernel:
         whole file, 128 KiB per call): the seconds the reader waits for the
         disk (one request per readahead window of 32 pages)."""
         fs = self.fs
+        self.current = task
         inode = fs.lookup(path)
         fid = fs.fid(inode)
         if offsets is None:
@@ -401,6 +430,7 @@ class Kernel:
         Models generic_perform_write and balance_dirty_pages_ratelimited."""
         fs = self.fs
         now = self.machine.clock
+        self.current = task
         inode = fs.inodes.get(path) or fs.create(path)
         throttle = task.dirty
         wb = fs.writeback
@@ -476,6 +506,7 @@ class Kernel:
     def access(self, task: Task, vas: np.ndarray, write: bool) -> tuple[int, int]:
         """The task touches ``vas``: (status, index reached); -3 is SIGSEGV."""
         mm = task.mm
+        self.current = task
         if write and len(vas):
             # vmf_anon_prepare(): a write fault in a private VMA needs its anon_vma
             for vma in mm.vmas.vmas_in(int(vas.min()), int(vas.max()) + 1):

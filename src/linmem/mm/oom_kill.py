@@ -3,7 +3,9 @@
 ``oom_badness`` is what the OOM killer compares: the pages a process would
 give back if killed (resident pages, swap entries, page tables), shifted by
 oom_score_adj in thousandths of all memory (RAM + swap). /proc/PID/oom_score
-maps it onto 0..2000. Victim selection and killing come with reclaim.
+maps it onto 0..2000. When reclaim cannot free a page, out_of_memory picks
+the process of highest badness (select_bad_process) and kills it; its memory
+comes back as it exits (the OOM reaper's work, done at once here).
 """
 
 from __future__ import annotations
@@ -35,3 +37,27 @@ def _trunc_div(a: int, b: int) -> int:
     """C division of signed longs: towards zero."""
     q = abs(a) // abs(b)
     return q if (a >= 0) == (b > 0) else -q
+
+
+def select_bad_process(kernel) -> tuple[object | None, list[dict]]:
+    """Models select_bad_process() -> oom_evaluate_task() over every process
+    with an address space: the highest badness wins; a later process wins a
+    tie (``points < chosen_points`` is skipped, equal is taken). Returns the
+    victim (or None) and every candidate with its badness, for the report."""
+    m = kernel.machine
+    totalpages = m.totalram_pages + m.total_swap_pages
+    chosen, chosen_points, candidates = None, LONG_MIN, []
+    for pid in sorted(kernel.tasks):
+        task = kernel.tasks[pid]
+        if task.mm is None or task.state == "Z":
+            continue
+        points = oom_badness(kernel, task, totalpages)
+        file, anon, swap, shmem = kernel.mem.rss(task.mm.id)
+        candidates.append({"pid": pid, "name": task.comm, "badness": points,
+                           "rss_pages": file + anon + shmem, "swapents": swap,
+                           "pgtables_bytes": kernel.mem.pgtables_bytes(task.mm.id),
+                           "oom_score_adj": task.oom_score_adj})
+        if points == LONG_MIN or points < chosen_points:
+            continue
+        chosen, chosen_points = task, points
+    return chosen, candidates

@@ -23,19 +23,19 @@ An allocation walks the zonelist (Normal, DMA32, DMA) from the highest zone its
 GFP mask allows; a zone serves it only if, after it, the free pages stay above
 the zone's watermark plus the lowmem_reserve it keeps against that request
 (``zone_watermark_fast``). The fast path uses the low watermark; the slow path
-wakes kswapd and retries at min, drains the per-cpu lists and, once reclaim
-exists, reclaims.
+wakes kswapd and retries at min, drains the per-cpu lists, reclaims
+(linmem.mm.vmscan) and finally calls the OOM killer.
 
 Kernel: mm/page_alloc.c, mm/mm_init.c (Linux 6.18). Compiled parts are in
 ``linmem.engine.buddy``; this module sets them up and holds the policy.
 
 Deviations from Linux (``XXX``):
-* no compaction: the slow path goes straight from reclaim to failure;
+* no compaction: the slow path goes straight from reclaim to the OOM killer;
 * no NUMA: one node, so no ALLOC_NOFRAGMENT spreading to remote nodes;
 * the per-cpu high mark is auto-tuned on alloc/free as 6.7+ does, but the
   periodic decay (``decay_pcp_high`` from vmstat_update) is not modelled;
-* the OOM killer and reclaim come with the reclaim issue: until then, a failed
-  allocation fails (returns ``None``).
+* without a reclaim hook (a machine with no processes) or when the OOM killer
+  finds no victim, a failed allocation fails (returns ``None``).
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ from linmem.mm.frames import PG_reserved, FrameTable
 from linmem.mm.memblock import PAGES_PER_SECTION, BootLayout
 from linmem.engine.state import KernelState
 from linmem.mm.vmstat import NR_FREE_PAGES, NR_NODE_ITEMS, NR_VM_EVENTS, NR_ZONE_ITEMS, vm_event
+
+MAX_RECLAIM_RETRIES = 16
 
 
 @dataclass
@@ -110,6 +112,8 @@ class PageAllocator:
         self.pcp_used = np.zeros((nz, nr_cpus), dtype=bool)
         self.lowmem_reserve = np.zeros((nz, nz), dtype=np.int64)
         self.alloc_failures = 0
+        self.reclaim = None          # linmem.mm.vmscan.Reclaim, once there is anything to reclaim
+        self.out_of_memory = None    # the OOM killer: (order, gfp) -> True when it freed memory
 
     # ------------------------------------------------------------------ boot
 
@@ -265,7 +269,10 @@ class PageAllocator:
         Wakes kswapd, retries at the min watermark; a request that may reclaim
         then drains the per-cpu lists (what __alloc_pages_direct_reclaim does
         when reclaim brought no page) and retries once more.
-        XXX: no compaction, reclaim or OOM yet; the allocation then fails.
+        Then direct reclaim (linmem.mm.vmscan) until it brings a page;
+        after MAX_RECLAIM_RETRIES rounds without progress, the OOM killer
+        (should_reclaim_retry, __alloc_pages_may_oom), and again.
+        XXX: no compaction; retries count rounds without progress only.
         """
         flags = self.gfp_to_alloc_flags(gfp, order)
         if flags & B.ALLOC_KSWAPD:
@@ -278,6 +285,18 @@ class PageAllocator:
         self.S.events[vm_event("allocstall_dma") + highest] += 1
         self.drain_all_pages()
         pfn, zid = B.get_page_from_freelist(self.S.ref, zonelist, order, mt, highest, flags, cpu)
+        no_progress = 0
+        while pfn < 0 and self.reclaim is not None:
+            # __alloc_pages_direct_reclaim, should_reclaim_retry, then the OOM killer
+            progress = self.reclaim.try_to_free_pages()
+            self.drain_all_pages()
+            pfn, zid = B.get_page_from_freelist(self.S.ref, zonelist, order, mt, highest,
+                                                flags, cpu)
+            no_progress = 0 if progress else no_progress + 1
+            if pfn < 0 and no_progress >= MAX_RECLAIM_RETRIES:
+                if self.out_of_memory is None or not self.out_of_memory(order, gfp):
+                    break
+                no_progress = 0
         if pfn < 0:
             self.alloc_failures += 1
         return pfn, zid
@@ -296,8 +315,11 @@ class PageAllocator:
         """
         if not self.S.kswapd_wake.any():
             return
+        highest = int(np.flatnonzero(self.S.kswapd_wake).max())
         self.S.kswapd_wake[:] = 0
         self.S.events[vm_event("pageoutrun")] += 1
+        if self.reclaim is not None:
+            self.reclaim.kswapd(highest)
         self.S.zs[:, B.ZS_BOOST] = 0
 
     def free_pages(self, pfn: int, order: int, cpu: int = 0) -> None:

@@ -32,9 +32,8 @@ journal's commits, the completions of the disk's writes.
 Errors of the program (not of the scenario) are events, as on a real
 machine: ENOMEM from mmap, brk, malloc or fork makes the process exit with
 status 1 (as a program that checks malloc does); a bad access kills it with
-SIGSEGV; a fault for which no page can be found kills it with SIGKILL.
-XXX: reclaim and the OOM killer are not modelled yet, so that is the whole
-of "out of memory" for now.
+SIGSEGV. When reclaim cannot find a page the OOM killer kills the process
+of highest badness (an ``oom_kill`` event lists every candidate).
 
 Outputs are collected in memory (:class:`RunResult`) and written by
 :func:`write_outputs` into a fresh directory that replaces the target only once
@@ -112,6 +111,7 @@ class Run:
         self.order = 0
         self.next_sample = 0.0
         self.procs: dict[int, S.Proc] = {}
+        self.machine.kernel.oom_listeners.append(self._oom_kill)
         if scenario.files:
             fs = self.machine.kernel.fs
             for path, size in scenario.files.items():
@@ -202,6 +202,15 @@ class Run:
         cost = S.run_step(self, proc)
         if not proc.done and not proc.blocked:
             self.push(self.machine.clock + cost, 2, proc)
+
+    def _oom_kill(self, victim, report: dict, current: bool) -> None:
+        """The OOM killer chose ``victim``: an event with every candidate; a
+        victim other than the faulting process ends here (the faulting one
+        ends in its step)."""
+        self.event("oom_kill", **report)
+        proc = self.procs.get(victim.pid)
+        if proc is not None and not current:
+            S.do_exit(self, proc, 0, signal=9)
 
     def wake(self, proc: "S.Proc") -> None:
         """A blocked process may go on (its child exited)."""

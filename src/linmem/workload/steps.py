@@ -179,9 +179,9 @@ def run_step(run, proc: Proc) -> float:
         run.event(err.errno_name, pid=proc.task.pid, step=step.kind, message=err.message)
         do_exit(run, proc, 1)
         return T_SYSCALL
-    except OutOfMemory:
-        run.event("oom", pid=proc.task.pid, step=step.kind,
-                  message="no page for a fault (the OOM killer is not modelled yet)")
+    except OutOfMemory as err:
+        run.event("oom", pid=proc.task.pid, step=step.kind, message=str(err))
+        proc.op = None
         do_exit(run, proc, 0, signal=9)
         return 0.0
     except ProcessEnded:
