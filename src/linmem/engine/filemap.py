@@ -61,6 +61,7 @@ import numpy as np
 from linmem.engine import lru as L
 from linmem.engine import readahead as R
 from linmem.engine.jit import njit
+from linmem.engine.workingset import workingset_age_nonresident
 from linmem.engine.pgtable import (_PAGE_ACCESSED, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER,
                                    HPAGE_PMD_NR, KIND_USER, MM_FILEPAGES, MM_SHMEMPAGES, OK,
                                    PAGE_SHIFT, alloc_frame, mk_entry, table_index)
@@ -285,6 +286,7 @@ def folio_mark_accessed(M, page):
         M.flags[page] = (M.flags[page] | PG_active) & ~np.uint32(PG_referenced)
         L.lruvec_add_folio(M, page, nr, memcg)
         M.events[PGACTIVATE] += nr
+        workingset_age_nonresident(M, memcg, nr)     # workingset_activation
 
 
 @njit

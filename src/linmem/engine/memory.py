@@ -146,6 +146,7 @@ def truncate_file(M, fid):
     """Models truncate_inode_pages(): every cached page of the file leaves the
     cache (freed once no mapping holds it any more); dirty pages are
     cancelled (folio_cancel_dirty). The caller has waited for writeback."""
+    M.shadow[M.f_base[fid]:M.f_base[fid] + M.f_npages[fid]] = 0    # shadows go too
     for pgoff in range(M.f_npages[fid]):
         slot = M.f_base[fid] + pgoff
         page = np.int64(M.pc[slot])

@@ -39,6 +39,7 @@ from linmem.engine import lru as L
 from linmem.engine.filemap import NR_FILE_PAGES, NR_SHMEM, folio_mark_accessed
 from linmem.engine.readahead import PGPGIN, RA_SHMEM, find_get_page
 from linmem.engine.jit import njit
+from linmem.engine.workingset import workingset_refault
 from linmem.engine.pgtable import C_NOW_US, KIND_USER, NEED_PAGE, OK, alloc_frame
 from linmem.mm.frames import (PG_active, PG_dirty, PG_lru, PG_reclaim, PG_referenced,
                               PG_swapbacked, PG_uptodate, PG_writeback)
@@ -116,6 +117,7 @@ def add_to_page_cache(M, fid, pgoff, pfn, memcg):
     M.index[pfn] = pgoff
     M.memcg[pfn] = memcg
     M.pc[M.f_base[fid] + pgoff] = pfn
+    workingset_refault(M, M.f_base[fid] + pgoff, pfn, memcg)
     M.node_stat[NR_FILE_PAGES] += 1
     L.lruvec_add_folio(M, pfn, 1, memcg)
 

@@ -49,6 +49,7 @@ import numpy as np
 
 from linmem.engine import lru as L
 from linmem.engine.jit import njit
+from linmem.engine.workingset import workingset_refault
 from linmem.engine.pgtable import KIND_USER, NEED_PAGE, OK, alloc_frame
 from linmem.mm.frames import PG_reclaim, PG_uptodate, PG_writeback
 from linmem.mm.vmstat import node_item, vm_event
@@ -173,6 +174,7 @@ def ra_submit(M, fid, memcg):
             M.index[pfn] = index
             M.memcg[pfn] = memcg
             M.pc[M.f_base[fid] + index] = pfn         # the page cache holds a reference
+            workingset_refault(M, M.f_base[fid] + index, pfn, memcg)
             M.node_stat[NR_FILE_PAGES] += 1
             M.events[PGPGIN] += 4                     # KiB
             L.lruvec_add_folio(M, pfn, 1, memcg)

@@ -36,7 +36,8 @@ FIELDS = {
     "mm_stat": (np.int64, 2), "task_stat": (np.int64, 2),
     "lru_head": (np.int32, 3), "lru_tail": (np.int32, 3), "ctl": (np.int64, 1),
     "pc": (np.int32, 1), "f_base": (np.int64, 1), "f_npages": (np.int64, 1),
-    "ra": (np.int64, 2), "fstat": (np.int64, 2),
+    "ra": (np.int64, 2), "fstat": (np.int64, 2), "shadow": (np.int64, 1),
+    "nonresident": (np.int64, 1),
     "zl_user": (np.int64, 1), "zl_kernel": (np.int64, 1), "alloc": (np.int64, 1),
 }
 

@@ -29,6 +29,7 @@ from linmem.engine import lru as L
 from linmem.engine.jit import njit
 from linmem.engine.memory import folio_nr, folio_put
 from linmem.engine.readahead import NR_FILE_PAGES
+from linmem.engine.workingset import workingset_eviction
 from linmem.mm.frames import (PG_active, PG_dirty, PG_reclaim, PG_referenced, PG_workingset,
                               PG_writeback)
 from linmem.mm.vmstat import node_item
@@ -54,9 +55,12 @@ def _move(M, page, memcg, flags_set, flags_clear, to_tail):
 @njit
 def remove_mapping(M, page):
     """Models __remove_mapping() + free: the folio leaves its file's page
-    cache and is freed (the page cache held the last reference)."""
+    cache, a shadow entry in its place (workingset_eviction), and is freed
+    (the page cache held the last reference)."""
     fid = M.mapping[page]
-    M.pc[M.f_base[fid] + M.index[page]] = -1
+    slot = M.f_base[fid] + M.index[page]
+    M.pc[slot] = -1
+    M.shadow[slot] = workingset_eviction(M, page)
     M.node_stat[NR_FILE_PAGES] -= 1
     folio_put(M, page)
 

@@ -86,6 +86,8 @@ class MemoryModel:
             f_npages=np.zeros(0, dtype=np.int64),
             ra=np.zeros((0, F.NR_RA), dtype=np.int64),
             fstat=np.zeros((0, PW.NR_FSTAT), dtype=np.int64),
+            shadow=np.zeros(0, dtype=np.int64),
+            nonresident=np.zeros(MAX_MEMCGS, dtype=np.int64),
             zl_user=user_zl, zl_kernel=kernel_zl,
             alloc=np.array([G.gfp_zone(G.GFP_HIGHUSER_MOVABLE, pa.zone_names),
                             G.gfp_zone(G.GFP_KERNEL, pa.zone_names),
@@ -129,6 +131,7 @@ class MemoryModel:
         base = K.pc.shape[0]
         row = np.array([[npages, 0, 0, -1]], dtype=np.int64)
         self.K.replace(pc=np.concatenate([K.pc, np.full(npages, -1, dtype=np.int32)]),
+                      shadow=np.concatenate([K.shadow, np.zeros(npages, dtype=np.int64)]),
                       f_base=np.append(K.f_base, base),
                       f_npages=np.append(K.f_npages, npages),
                       ra=np.concatenate([K.ra, np.zeros((1, F.NR_RA), dtype=np.int64)]),
@@ -150,7 +153,10 @@ class MemoryModel:
             grown = np.concatenate([K.pc, np.full(new_cap, -1, dtype=np.int32)])
             grown[base:base + cap] = K.pc[old:old + cap]
             grown[old:old + cap] = -1
-            K.replace(pc=grown)
+            shadow = np.concatenate([K.shadow, np.zeros(new_cap, dtype=np.int64)])
+            shadow[base:base + cap] = K.shadow[old:old + cap]
+            shadow[old:old + cap] = 0
+            K.replace(pc=grown, shadow=shadow)
             K.f_base[fid] = base
             K.fstat[fid, PW.FS_CAP] = new_cap
         K.f_npages[fid] = npages
