@@ -166,3 +166,66 @@ def test_oom_victim_is_the_highest_badness_and_a_later_one_wins_ties():
     else:
         assert victim is max((big, twin), key=lambda t: oom_badness(k, t, total))
     m.check_invariants()
+
+
+HOGS = """
+machine: {ram: 256MiB}
+sysctl: {%s}
+processes:
+  - name: big
+    program: cat
+    steps:
+      - mmap: {as: a, size: 120MiB}
+      - touch: {region: a, write: true}
+      - sleep: 5s
+  - name: small
+    program: cat
+    start: 1s
+    steps:
+      - mmap: {as: a, size: 100MiB}
+      - touch: {region: a, write: true}
+      - mmap: {as: b, size: 100MiB}
+      - touch: {region: b, write: true}
+"""
+
+
+def test_the_biggest_is_killed_and_the_report_reads_like_the_kernels():
+    from linmem.procfs.kmsg import TASKS_HEADER, oom_report_lines
+    result = run_scenario(parse_scenario(HOGS % "vm.oom_dump_tasks: 1", "s.yaml"))
+    kill = next(e for e in result.events if e["event"] == "oom_kill")
+    # small asks while big holds more: big goes (30782 > 20790 pages of badness)
+    assert (kill["invoker"], kill["victim_name"]) == ("small", "big")
+    assert [(c["name"], c["badness"]) for c in kill["candidates"]] == [("big", 30782),
+                                                                      ("small", 20790)]
+    lines = oom_report_lines(kill)
+    assert lines[0].startswith(f"{kill['invoker']} invoked oom-killer: gfp_mask=0x")
+    assert lines[2] == TASKS_HEADER
+    victim = next(c for c in kill["candidates"] if c["pid"] == kill["victim"])
+    assert lines[-1] == (f"Out of memory: Killed process {victim['pid']} ({victim['name']}) "
+                         f"total-vm:{victim['total_vm'] * 4}kB, anon-rss:{victim['rss_anon'] * 4}kB, "
+                         f"file-rss:{victim['rss_file'] * 4}kB, shmem-rss:{victim['rss_shmem'] * 4}kB, "
+                         f"UID:0 pgtables:{victim['pgtables_bytes'] // 1024}kB oom_score_adj:0")
+    row = next(line for line in lines if line.endswith(f" {victim['name']}") and line.startswith("["))
+    assert row.startswith(f"[{victim['pid']:7d}]     0 {victim['pid']:5d} {victim['total_vm']:8d}")
+    result.machine.check_invariants()
+
+
+def test_oom_kill_allocating_task_kills_the_one_that_asked():
+    result = run_scenario(parse_scenario(HOGS % "vm.oom_kill_allocating_task: 1", "s.yaml"))
+    kill = next(e for e in result.events if e["event"] == "oom_kill")
+    assert kill["victim_name"] == kill["invoker"] == "small"
+    assert kill["reason"].startswith("oom_kill_allocating_task")
+    procs = {p["name"]: p["exit"] for p in result.processes}
+    assert procs == {"big": "code 0", "small": "signal 9"}
+
+
+def test_panic_on_oom_stops_the_machine(tmp_path):
+    from linmem.workload.runner import write_outputs
+    result = run_scenario(parse_scenario(HOGS % "vm.panic_on_oom: 1", "s.yaml"))
+    panic = [e for e in result.events if e["event"] == "panic"]
+    assert panic and "panic_on_oom" in panic[0]["message"]
+    assert not [e for e in result.events if e["event"] == "oom_kill"]
+    write_outputs(result, tmp_path / "out")
+    import json
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["panic"].startswith("Out of memory: system-wide panic_on_oom")

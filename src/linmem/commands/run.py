@@ -88,8 +88,20 @@ def _print_summary(result, out) -> None:
             procs.add_row(str(p["pid"]), p["name"], str(p["minor_faults"]),
                           str(p["major_faults"]), str(p["peak_rss_kb"]), p["exit"])
         console.print(procs)
+    _print_kernel_log(console, result.events)
     if out:
         console.print(f"outputs written to {out}/ (try: linmem free --proc {out}/proc)")
+
+
+def _print_kernel_log(console, events) -> None:
+    """The OOM killer's reports and any panic, as the kernel logs them."""
+    from linmem.procfs.kmsg import oom_report_lines
+    for event in events:
+        if event["event"] == "oom_kill":
+            for line in oom_report_lines(event):
+                console.print(f"[{event['time']:12.6f}] {line}", markup=False, soft_wrap=True)
+        elif event["event"] == "panic":
+            console.print(f"[{event['time']:12.6f}] {event['message']}", markup=False, soft_wrap=True)
 
 
 def _meminfo(machine):

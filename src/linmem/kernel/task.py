@@ -103,18 +103,30 @@ class Kernel:
         machine.page_alloc.out_of_memory = self.out_of_memory
 
     def out_of_memory(self, order: int, gfp: int) -> bool:
-        """Models out_of_memory(): pick the process of highest badness and
-        kill it (SIGKILL; its memory is freed as it exits). True when memory
-        was freed; OutOfMemory when the victim is the task that faulted."""
-        from linmem.mm.oom_kill import select_bad_process
+        """Models out_of_memory(): panic if vm.panic_on_oom; kill the task
+        that asked if vm.oom_kill_allocating_task; else the process of
+        highest badness (SIGKILL; its memory is freed as it exits). True when
+        memory was freed; OutOfMemory when the victim is the task that
+        faulted; KernelPanic when there is nothing to kill."""
+        from linmem.mm.oom_kill import OOM_SCORE_ADJ_MIN, KernelPanic, select_bad_process
         from linmem.mm.vmstat import vm_event
+        sysctl = self.machine.sysctl
+        if int(sysctl["panic_on_oom"]):                  # check_panic_on_oom: no memcg limit here
+            raise KernelPanic("Out of memory: system-wide panic_on_oom is enabled")
         victim, candidates = select_bad_process(self)
+        reason = ("highest badness (rss + swap entries + page tables, "
+                  "+ oom_score_adj x totalpages/1000)")
+        current = self.current
+        if int(sysctl["oom_kill_allocating_task"]) and current is not None and \
+                current.mm is not None and current.oom_score_adj != OOM_SCORE_ADJ_MIN:
+            victim, reason = current, "oom_kill_allocating_task: the task that asked"
         if victim is None:
-            return False
-        report = {"order": order, "gfp": gfp, "victim": victim.pid, "victim_name": victim.comm,
-                  "reason": "highest badness (rss + swap entries + page tables, "
-                            "+ oom_score_adj x totalpages/1000)",
-                  "candidates": candidates}
+            raise KernelPanic("System is deadlocked on memory")   # out_of_memory: nothing to kill
+        report = {"order": order, "gfp": gfp, "invoker": current.comm if current else "",
+                  "invoker_pid": current.pid if current else 0,
+                  "invoker_oom_score_adj": current.oom_score_adj if current else 0,
+                  "victim": victim.pid,
+                  "victim_name": victim.comm, "reason": reason, "candidates": candidates}
         self.machine.page_alloc.S.events[vm_event("oom_kill")] += 1
         current = victim is self.current
         for listener in self.oom_listeners:      # the runner records it and ends the process

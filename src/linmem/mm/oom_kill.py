@@ -11,6 +11,10 @@ comes back as it exits (the OOM reaper's work, done at once here).
 from __future__ import annotations
 
 OOM_SCORE_ADJ_MIN = -1000
+
+
+class KernelPanic(Exception):
+    """The kernel panicked (panic_on_oom, or nothing left to kill): the machine stops."""
 LONG_MIN = -(1 << 63)
 
 
@@ -54,7 +58,9 @@ def select_bad_process(kernel) -> tuple[object | None, list[dict]]:
         points = oom_badness(kernel, task, totalpages)
         file, anon, swap, shmem = kernel.mem.rss(task.mm.id)
         candidates.append({"pid": pid, "name": task.comm, "badness": points,
-                           "rss_pages": file + anon + shmem, "swapents": swap,
+                           "total_vm": task.mm.vmas.total_vm, "rss_pages": file + anon + shmem,
+                           "rss_anon": anon, "rss_file": file, "rss_shmem": shmem,
+                           "swapents": swap,
                            "pgtables_bytes": kernel.mem.pgtables_bytes(task.mm.id),
                            "oom_score_adj": task.oom_score_adj})
         if points == LONG_MIN or points < chosen_points:

@@ -54,6 +54,7 @@ from pathlib import Path
 
 from linmem.errors import InputError
 from linmem.kernel.machine import Machine
+from linmem.mm.oom_kill import KernelPanic
 from linmem.procfs.meminfo import meminfo_fields
 from linmem.procfs.pagecache import pagecache_json
 from linmem.procfs.tree import proc_files, write_tree
@@ -74,6 +75,7 @@ class RunResult:
     timeline: list[dict] = field(default_factory=list)
     processes: list[dict] = field(default_factory=list)
     pagecache: dict[str, str] = field(default_factory=dict)   # "" (final) or snapshot -> json
+    panicked: str = ""                                        # why the kernel panicked, if it did
 
     def summary(self) -> dict:
         """Totals of the run (summary.json)."""
@@ -89,6 +91,7 @@ class RunResult:
             "faults": {"minor": ev["pgfault"] - ev["pgmajfault"], "major": ev["pgmajfault"]},
             "pswpin": ev["pswpin"], "pswpout": ev["pswpout"], "oom_kill": ev["oom_kill"],
             "allocation_failures": m.page_alloc.alloc_failures,
+            "panic": self.panicked or None,
             "processes": self.processes,
         }
 
@@ -128,15 +131,19 @@ class Run:
             self.push(event.time, 0, event)
         for i, proc in enumerate(sc.processes):
             self.push(proc.start, 1, (i, proc))
-        while self.queue:
-            time, kind, _order, payload = heapq.heappop(self.queue)
-            self._advance(time)
-            if kind == 0:
-                self._at_event(payload)
-            elif kind == 1:
-                self._start(*payload)
-            else:
-                self._step(payload)
+        try:
+            while self.queue:
+                time, kind, _order, payload = heapq.heappop(self.queue)
+                self._advance(time)
+                if kind == 0:
+                    self._at_event(payload)
+                elif kind == 1:
+                    self._start(*payload)
+                else:
+                    self._step(payload)
+        except KernelPanic as panic:
+            self.event("panic", message=f"Kernel panic - not syncing: {panic}")
+            self.result.panicked = str(panic)
         self._advance(self.machine.clock)
         self.result.final = proc_files(self.machine)
         self.result.pagecache[""] = pagecache_json(self.machine)
