@@ -229,3 +229,16 @@ def test_panic_on_oom_stops_the_machine(tmp_path):
     import json
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["panic"].startswith("Out of memory: system-wide panic_on_oom")
+
+
+def test_summary_counts_reclaim(tmp_path):
+    from linmem.workload.runner import write_outputs
+    import json
+    result = run_scenario(parse_scenario(HOGS % "vm.oom_dump_tasks: 1", "s.yaml"))
+    write_outputs(result, tmp_path / "out")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    vmstat = dict(line.split() for line in (tmp_path / "out/proc/vmstat").read_text().splitlines())
+    for key in ("pgscan_kswapd", "pgsteal_kswapd", "pgscan_direct", "pgsteal_direct"):
+        assert summary["reclaim"][key] == int(vmstat[key])
+    assert summary["reclaim"]["kswapd_runs"] == int(vmstat["pageoutrun"])
+    assert summary["oom_kill"] == 1 == int(vmstat["oom_kill"])

@@ -90,6 +90,12 @@ class RunResult:
                         "min_free_kbytes": int(m.sysctl["min_free_kbytes"])},
             "faults": {"minor": ev["pgfault"] - ev["pgmajfault"], "major": ev["pgmajfault"]},
             "pswpin": ev["pswpin"], "pswpout": ev["pswpout"], "oom_kill": ev["oom_kill"],
+            "reclaim": {"kswapd_runs": ev["pageoutrun"], "allocstall": sum(
+                            v for k, v in ev.items() if k.startswith("allocstall_")),
+                        "pgscan_kswapd": ev["pgscan_kswapd"], "pgsteal_kswapd": ev["pgsteal_kswapd"],
+                        "pgscan_direct": ev["pgscan_direct"], "pgsteal_direct": ev["pgsteal_direct"],
+                        "workingset_refault_file": ev["workingset_refault_file"],
+                        "workingset_activate_file": ev["workingset_activate_file"]},
             "allocation_failures": m.page_alloc.alloc_failures,
             "panic": self.panicked or None,
             "processes": self.processes,
