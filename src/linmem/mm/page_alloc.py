@@ -306,12 +306,12 @@ class PageAllocator:
         self.S.kswapd_wake[int(zonelist[0])] = order + 1
 
     def _service_kswapd(self) -> None:
-        """Let kswapd act on pending wake requests.
+        """Let kswapd act on pending wake requests: balance_pgdat
+        (linmem.mm.vmscan) for the highest zone asked for, counted in
+        pageoutrun; a round ends by clearing every watermark boost (its
+        "if (boosted)" epilogue).
 
-        XXX: kswapd's reclaim belongs to the reclaim issue. With nothing on the
-        LRU lists, balance_pgdat reclaims nothing; what remains of it here is
-        that a boosted round ends by clearing every boost (balance_pgdat's
-        "if (boosted)" epilogue) and that each run counts pageoutrun.
+        XXX: kswapd runs here, right after the allocation that woke it.
         """
         if not self.S.kswapd_wake.any():
             return
