@@ -63,9 +63,11 @@
  *   file-passes DIR FILE PASSES BLOCK [WARM]  read(2) DIR/FILE PASSES times
  *                                   in BLOCK-sized reads; with WARM, first
  *                                   read DIR/WARM twice
- *   anon-stream DIR ANON FILE...    write ANON bytes of anonymous memory, then
- *                                   read(2) each FILE once (1 MiB reads; a
- *                                   name may repeat: the file is read again)
+ *   anon-stream DIR ANON [+PRIME] FILE...  write ANON bytes of anonymous
+ *                                   memory, then read(2) each FILE once (1 MiB
+ *                                   reads; a name may repeat: the file is
+ *                                   read again); with +PRIME, read the file
+ *                                   PRIME once and settle before the FILEs
  *   hold ANON ADJ EXTRA             set oom_score_adj ADJ, write ANON bytes;
  *                                   with EXTRA > 0 then write EXTRA more
  *                                   bytes (phase "extra"); else wait for
@@ -607,18 +609,30 @@ static int x_file_passes(int argc, char **argv)
     return 0;
 }
 
-/* anon-stream DIR ANON FILE...: anonymous memory, then streaming reads. */
+/* anon-stream DIR ANON [+PRIME] FILE...: anonymous memory, then streaming
+ * reads; with +PRIME, read(2) the file PRIME once first and settle, so that
+ * the group's flushed LRU sizes show inactive file pages when reclaim
+ * begins. */
 static int x_anon_stream(int argc, char **argv)
 {
-    need(argc, 5, "usage: anon-stream DIR ANON FILE...");
+    need(argc, 5, "usage: anon-stream DIR ANON [+PRIME] FILE...");
     long anon = parse_size(argv[3]);
-    int fds[16], n = 0;
+    int fds[16], n = 0, prime = -1, first = 4;
     char name[32];
-    for (int i = 4; i < argc && n < 16; i++)
+    if (argv[4][0] == '+') {
+        prime = open_file(argv[2], argv[4] + 1);
+        first = 5;
+    }
+    for (int i = first; i < argc && n < 16; i++)
         fds[n++] = open_file(argv[2], argv[i]);
     char *p = map_anon(anon);
     phase_touch("touch-anon", p, anon, 0, 0);
     settle("settle-anon");
+    if (prime >= 0) {
+        phase_read("prime", prime, 1 << 20);
+        settle("settle-prime");
+        close(prime);
+    }
     for (int i = 0; i < n; i++) {
         snprintf(name, sizeof name, "stream-%d", i + 1);
         phase_read(name, fds[i], 1 << 20);

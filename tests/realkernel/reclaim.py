@@ -114,7 +114,7 @@ VMSTAT_EVENTS = ("pswpin", "pswpout", "pgpgin", "pgpgout", "pgfault", "pgmajfaul
                  "allocstall_dma32", "allocstall_normal", "allocstall_movable",
                  "oom_kill", "swap_ra", "swap_ra_hit", "swpin_zero", "swpout_zero",
                  "zswpin", "zswpout", "nr_vmscan_write", "nr_vmscan_immediate_reclaim",
-                 "thp_swpout", "pageoutrun")
+                 "thp_swpout", "pageoutrun", "drop_pagecache", "drop_slab")
 VMSTAT_GAUGES = ("nr_swapcached", "workingset_nodes")
 #: The per-checkpoint sample keeps only these.
 SAMPLE_MEMCG = ("cache", "rss", "swap", "inactive_anon", "active_anon", "inactive_file",
@@ -755,7 +755,7 @@ EXPERIMENTS = {
     "anon-oom": "LIMIT FILE ANON [STEP]",
     "anon-swap-passes": "swapfile|zram LIMIT ANON PASSES [write|read]",
     "file-refault": "LIMIT FILE BLOCK [PASSES [WARM]]",
-    "anon-plus-streaming": "LIMIT ANON FILE SWAPPINESS [distinct|same]",
+    "anon-plus-streaming": "LIMIT ANON FILE SWAPPINESS [distinct|same [PRIME]]",
     "oom-victim": "SCENARIO",
 }
 
@@ -781,6 +781,8 @@ def matrix() -> list[tuple[str, ...]]:
     specs += [("file-refault", "64M", "128M", "4K"), ("file-refault", "64M", "128M", "1M"),
               ("file-refault", "64M", "48M", "1M", "3", "32M")]
     specs += [("anon-plus-streaming", "160M", "96M", "200M", str(s)) for s in SWAPPINESS]
+    specs += [("anon-plus-streaming", "160M", "96M", "200M", str(s), "distinct", "40M")
+              for s in (100, 200)]
     specs += [("anon-plus-streaming", "160M", "96M", "120M", str(s), "same")
               for s in SWAPPINESS]
     specs += [("oom-victim", name) for name in VICTIM_SCENARIOS]
@@ -876,6 +878,9 @@ def _run_anon_plus_streaming(args, kmsg) -> dict:
         raise ExperimentError(f"anon-plus-streaming: distinct or same, not {how!r}")
     files = {f"stream{i}": _size(file) for i in range(1, 4 if how == "distinct" else 2)}
     reads = list(files) if how == "distinct" else ["stream1"] * 3
+    if len(rest) > 1:                            # PRIME: read once and settle first
+        files["prime"] = _size(rest[1])
+        reads = ["+prime", *reads]
     with rkio.loop_fs("journal", _image_bytes(files), files=files) as fs, \
             swap_area("swapfile") as swap, \
             reclaim_cgroup(_size(limit), swappiness=int(swappiness)) as group:
@@ -1018,9 +1023,8 @@ def derive(result: dict) -> dict:
                          "ms": p["us"] // 1000}
     elif exp == "anon-plus-streaming":
         anon_settle = _phase(result, "settle-anon")
-        last = max((k for k in phases if k.startswith("settle-") and k != "settle-anon"),
-                   default=None)
         streams = [p for k, p in phases.items() if k.startswith("stream-")]
+        last = f"settle-{len(streams)}"
         end = phases.get(last, {}).get("memcg_after", {})
         out = {"swappiness": result["group"]["swappiness"],
                "rss_before": anon_settle.get("memcg_after", {}).get("rss"),
@@ -1089,15 +1093,45 @@ def ranges(runs: list[dict]) -> dict:
             if min(v) != max(v) or len(v) != len(runs)}
 
 
+#: Extra runs allowed per spec to replace runs another process disturbed.
+RETRIES = 3
+
+
+def disturbances(result: dict) -> list[str]:
+    """What other processes of the machine did to this run: a drop_caches
+    (drops the group's clean page cache, shadow entries and all), or swapping
+    into the area this run added (the machine's other memory groups may use
+    any active swap area)."""
+    out = []
+    for name, p in result.get("phases", {}).items():
+        if p["vmstat"].get("drop_pagecache") or p["vmstat"].get("drop_slab"):
+            out.append(f"{name}: drop_caches by another process")
+        if name.startswith("settle") and p.get("swap_used") is not None:
+            m = p["memcg_after"]
+            if abs(p["swap_used"] - m["swap"] - m["swapcached"]) > 64:
+                out.append(f"{name}: {p['swap_used']} slots used, the group has "
+                           f"{m['swap']} + {m['swapcached']}: another group swapped")
+    return out
+
+
 def run_spec(spec, runs: int = 3) -> dict:
-    """Run ``spec`` ``runs`` times; keep the run of median duration and the
+    """Run ``spec`` ``runs`` times without disturbance (up to RETRIES more
+    runs replace disturbed ones); keep the run of median duration and the
     [min, max] of every number that varied (a phase's under its "range")."""
-    done = [run_once(spec) for _ in range(runs)]
-    kept = sorted(done, key=lambda r: r["seconds"])[len(done) // 2]
+    done, disturbed = [], []
+    while len(done) < runs and len(done) + len(disturbed) < runs + RETRIES:
+        result = run_once(spec)
+        why = disturbances(result)
+        (disturbed if why else done).append((result, why))
+    if len(done) < runs:                 # keep the least disturbed ones
+        done += sorted(disturbed, key=lambda rw: len(rw[1]))[:runs - len(done)]
+    kept = sorted((r for r, _ in done), key=lambda r: r["seconds"])[len(done) // 2]
     kept = dict(kept, phases={k: dict(v) for k, v in kept.get("phases", {}).items()})
     kept["runs"] = runs
-    kept["derived_runs"] = [r["derived"] for r in done]
-    return rkio.place_ranges(kept, ranges(done))
+    kept["derived_runs"] = [r["derived"] for r, _ in done]
+    kept["disturbed"] = [why for _, why in done if why]
+    kept["discarded"] = [why for r, why in disturbed if all(r is not d for d, _ in done)]
+    return rkio.place_ranges(kept, ranges([r for r, _ in done]))
 
 
 def run_matrix(specs=None, runs: int = 3, progress=None) -> dict:
