@@ -141,9 +141,12 @@ def test_the_page_cache_is_reclaimed_before_the_kill(results):
     n = pages("32M")
     limit = limit_pages(r)
     for d in results.runs(OOM):
-        assert d["cache_after_read"] >= n - 64             # the file was cached
-        assert d["cache_at_oom"] <= 16                     # and gone at the OOM
-        assert d["cache_at_last_checkpoint"] <= 256 + 16   # (1 MiB before it)
+        # The file was cached (the machine's DAMON scheme may take a few
+        # dozen of its pages at once: seen 69).
+        assert d["cache_after_read"] >= n - 256
+        # ... and gone at the OOM (but a few dozen pages: seen 0-17)
+        assert d["cache_at_oom"] <= 64
+        assert d["cache_at_last_checkpoint"] <= 256 + 64   # (1 MiB before it)
         # The group's usage at the OOM: anon only.
         assert d["rss_at_oom"] >= limit - OVERHEAD
         # Reclaim began only when cache + anon reached the limit.

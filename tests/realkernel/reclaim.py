@@ -982,10 +982,16 @@ def derive(result: dict) -> dict:
                "killed_pid_is_program": report.get("killed", {}).get("pid") == result.get("pid"),
                "anon_rss_kb_at_kill": report.get("killed", {}).get("anon_rss_kb"),
                "failcnt": result["cgroup"]["failcnt"]}
-        # The first checkpoint at which cache had shrunk.
-        cache0 = out["cache_after_read"] or 0
-        out["first_reclaim_at_pages"] = next(
-            (c["pages"] for c in cps if c["memcg"]["cache"] < cache0 - 16), None)
+        # The first checkpoint (one per 256 pages written) by which reclaim
+        # had taken more than half a step of cache since the one before
+        # (DAMON may take a few dozen pages at any time).
+        prev = out["cache_after_read"] or 0
+        out["first_reclaim_at_pages"] = None
+        for c in cps:
+            if c["memcg"]["cache"] < prev - 128:
+                out["first_reclaim_at_pages"] = c["pages"]
+                break
+            prev = c["memcg"]["cache"]
     elif exp == "anon-swap-passes":
         for name, p in phases.items():
             if not name.startswith("pass-"):
@@ -1193,7 +1199,7 @@ def record(path: Path = DATA_FILE, runs: int = 3, progress=None,
                           "workingset_*/failcnt/oom_kill: counts); vmstat: pages or events "
                           "(pgpgin/pgpgout KiB); status: kB; swap_used: pages"},
                 "results": run_matrix(runs=runs, progress=progress)}
-    data["seconds"] = round(time.monotonic() - start, 1)
+        data["seconds"] = round(time.monotonic() - start, 1)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(dumps(data))
     return data
