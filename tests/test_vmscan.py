@@ -16,7 +16,7 @@ from linmem.kernel.machine import Machine
 from linmem.mm import mmap as mmaplib
 from linmem.mm.frames import PG_active, PG_reclaim
 from linmem.mm.mmap import builtin_image
-from linmem.mm.mmzone import WMARK_HIGH, WMARK_LOW
+from linmem.mm.mmzone import WMARK_LOW
 from linmem.mm.vmscan import inactive_is_low
 from linmem.mm.vmstat import node_item, vm_event
 from linmem.workload.runner import run_scenario
@@ -160,7 +160,6 @@ def test_oom_victim_is_the_highest_badness_and_a_later_one_wins_ties():
     twin = k.spawn(builtin_image("/usr/bin/cat"), ["cat"])
     anon_touch(m, twin, 64 * MiB)
     victim, _ = select_bad_process(k)
-    file, anon, swap, shmem = k.mem.rss(twin.mm.id)
     if oom_badness(k, twin, total) == oom_badness(k, big, total):
         assert victim is twin
     else:

@@ -86,13 +86,18 @@ class ExperimentError(RuntimeError):
 
 # --------------------------------------------------------------------- skips
 
+def c_skip_reason(source: Path) -> str | None:
+    """Why the experiment program ``source`` cannot be compiled here, or None."""
+    if shutil.which("gcc", path=_PATH) is None:
+        return f"gcc is not installed (needed to build {source.relative_to(HERE.parent.parent)})"
+    if not source.exists():
+        return f"{source} is missing"
+    return None
+
+
 def build_skip_reason() -> str | None:
     """Why faults.c cannot be compiled here, or None."""
-    if shutil.which("gcc", path=_PATH) is None:
-        return "gcc is not installed (needed to build tests/realkernel/faults.c)"
-    if not SOURCE.exists():
-        return f"{SOURCE} is missing"
-    return None
+    return c_skip_reason(SOURCE)
 
 
 def cgroup_skip_reason() -> str | None:
@@ -147,20 +152,26 @@ def _remove_build_dirs() -> None:
 
 
 @functools.lru_cache(maxsize=None)
-def build() -> Path:
-    """Compile faults.c once per process; return the executable (removed at exit)."""
-    reason = build_skip_reason()
+def compile_c(source: Path) -> Path:
+    """Compile an experiment program once per process; return the executable
+    (removed at exit)."""
+    reason = c_skip_reason(source)
     if reason:
         raise ExperimentError(reason)
     out = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-build-")
     _BUILD_DIRS.append(out)
-    exe = Path(out) / "faults"
+    exe = Path(out) / source.stem
     # -z now: no lazy symbol binding (and its page faults) inside a measured window.
-    proc = subprocess.run(["gcc", "-O1", "-Wall", "-Wl,-z,now", "-o", str(exe), str(SOURCE)],
+    proc = subprocess.run(["gcc", "-O1", "-Wall", "-Wl,-z,now", "-o", str(exe), str(source)],
                           capture_output=True, text=True, env=_ENV, timeout=120)
     if proc.returncode != 0:
         raise ExperimentError(f"gcc failed: {proc.stderr.strip()}")
     return exe
+
+
+def build() -> Path:
+    """Compile faults.c once per process; return the executable (removed at exit)."""
+    return compile_c(SOURCE)
 
 
 # ------------------------------------------------------------------- cgroups

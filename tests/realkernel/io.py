@@ -58,7 +58,6 @@ Command line (run from the project root, as root)::
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import ctypes
 import functools
@@ -105,11 +104,7 @@ MEMINFO_KEYS = ("Dirty", "Writeback", "Buffers", "Cached", "Shmem", "MemFree")
 
 def build_skip_reason() -> str | None:
     """Why io.c cannot be compiled here, or None."""
-    if shutil.which("gcc", path=harness._PATH) is None:
-        return "gcc is not installed (needed to build tests/realkernel/io.c)"
-    if not SOURCE.exists():
-        return f"{SOURCE} is missing"
-    return None
+    return harness.c_skip_reason(SOURCE)
 
 
 def kpageflags_skip_reason() -> str | None:
@@ -146,29 +141,9 @@ def skip_reason(loop: bool = True) -> str | None:
 
 # --------------------------------------------------------------------- build
 
-_BUILD_DIRS: list[str] = []
-
-
-@atexit.register
-def _remove_build_dirs() -> None:
-    while _BUILD_DIRS:
-        shutil.rmtree(_BUILD_DIRS.pop(), ignore_errors=True)
-
-
-@functools.lru_cache(maxsize=None)
 def build() -> Path:
     """Compile io.c once per process; return the executable (removed at exit)."""
-    reason = build_skip_reason()
-    if reason:
-        raise ExperimentError(reason)
-    out = tempfile.mkdtemp(prefix=f"{harness.TMP_PREFIX}{os.getpid()}-build-")
-    _BUILD_DIRS.append(out)
-    exe = Path(out) / "io"
-    proc = subprocess.run(["gcc", "-O1", "-Wall", "-Wl,-z,now", "-o", str(exe), str(SOURCE)],
-                          capture_output=True, text=True, env=_ENV, timeout=120)
-    if proc.returncode != 0:
-        raise ExperimentError(f"gcc failed: {proc.stderr.strip()}")
-    return exe
+    return harness.compile_c(SOURCE)
 
 
 # --------------------------------------------------- namespaces and mounts

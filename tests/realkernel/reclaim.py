@@ -59,9 +59,7 @@ Command line (run from the project root, as root)::
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
-import functools
 import json
 import os
 import platform
@@ -127,11 +125,7 @@ SAMPLE_VMSTAT = ("pswpin", "pswpout", "pgsteal_anon", "pgsteal_file", "pgscan_an
 
 def build_skip_reason() -> str | None:
     """Why reclaim.c cannot be compiled here, or None."""
-    if shutil.which("gcc", path=harness._PATH) is None:
-        return "gcc is not installed (needed to build tests/realkernel/reclaim.c)"
-    if not SOURCE.exists():
-        return f"{SOURCE} is missing"
-    return None
+    return harness.c_skip_reason(SOURCE)
 
 
 def swapfile_skip_reason() -> str | None:
@@ -183,29 +177,9 @@ def swap_in_use() -> list[str]:
 
 # --------------------------------------------------------------------- build
 
-_BUILD_DIRS: list[str] = []
-
-
-@atexit.register
-def _remove_build_dirs() -> None:
-    while _BUILD_DIRS:
-        shutil.rmtree(_BUILD_DIRS.pop(), ignore_errors=True)
-
-
-@functools.lru_cache(maxsize=None)
 def build() -> Path:
     """Compile reclaim.c once per process; return the executable (removed at exit)."""
-    reason = build_skip_reason()
-    if reason:
-        raise ExperimentError(reason)
-    out = tempfile.mkdtemp(prefix=f"{harness.TMP_PREFIX}{os.getpid()}-build-")
-    _BUILD_DIRS.append(out)
-    exe = Path(out) / "reclaim"
-    proc = subprocess.run(["gcc", "-O1", "-Wall", "-Wl,-z,now", "-o", str(exe), str(SOURCE)],
-                          capture_output=True, text=True, env=_ENV, timeout=120)
-    if proc.returncode != 0:
-        raise ExperimentError(f"gcc failed: {proc.stderr.strip()}")
-    return exe
+    return harness.compile_c(SOURCE)
 
 
 # ---------------------------------------------------------- signals -> finally

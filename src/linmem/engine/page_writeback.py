@@ -22,9 +22,10 @@ they are never written back here.
 Per file, ``M.fstat[file]``: the capacity of its slice of the page cache
 index, its dirty and writeback page counts, and ``dirtied_when``.
 
-``WRITE_MARKS_ACCESSED``: Linux 6.18's write_begin looks folios up with
-FGP_WRITEBEGIN, which has no FGP_ACCESSED, and generic_perform_write does not
-call folio_mark_accessed: a write leaves the LRU state of a folio alone.
+Linux 6.18's write_begin looks folios up with FGP_WRITEBEGIN, which has no
+FGP_ACCESSED, and generic_perform_write does not call folio_mark_accessed: a
+write leaves the LRU state of a folio alone (the real kernel shows it:
+tests/data/realkernel/writeback-6.18.json).
 shmem differs (shmem_get_folio_gfp with SGP_WRITE): a new page starts
 referenced, an existing one is marked accessed, so a tmpfs file written
 twice is active.
@@ -47,8 +48,6 @@ from linmem.mm.vmstat import node_item, vm_event, zone_item
 
 FS_CAP, FS_DIRTY, FS_WRITEBACK, FS_DIRTIED_WHEN = 0, 1, 2, 3
 NR_FSTAT = 4
-
-WRITE_MARKS_ACCESSED = False
 
 NR_FILE_DIRTY = node_item("nr_dirty")
 NR_WRITEBACK = node_item("nr_writeback")
@@ -155,7 +154,7 @@ def generic_perform_write(M, fid, start, end, head_partial, tail_partial, old_np
                 return NEED_PAGE
             if M.ra[fid, RA_SHMEM]:                  # shmem_get_folio_gfp(SGP_WRITE)
                 M.flags[page] |= PG_referenced
-        elif WRITE_MARKS_ACCESSED or M.ra[fid, RA_SHMEM]:
+        elif M.ra[fid, RA_SHMEM]:
             folio_mark_accessed(M, page)
         progress[W_DIRTIED] += folio_mark_dirty(M, page)
     progress[W_INDEX] = end

@@ -4,8 +4,9 @@ shrink_active_list).
 
 The inactive list is scanned from its tail (the oldest folios):
 
-* a folio under writeback is kept, marked PG_reclaim so that the end of its
-  writeback rotates it to the tail for a quick second look;
+* a folio under writeback is activated and marked PG_reclaim, so that the
+  end of its writeback rotates it to the inactive tail for a quick second
+  look (folio_rotate_reclaimable);
 * an unmapped folio is reclaimed if clean, whether referenced or not
   (FOLIOREF_RECLAIM_CLEAN: read(2) accesses were already counted by
   folio_mark_accessed); dirty, it is marked PG_reclaim and activated so that

@@ -483,7 +483,6 @@ class Kernel:
         if inode is None or inode.tmpfs or inode.fid < 0:
             return 0.0
         now = self.machine.clock
-        fs._allocate(inode, inode.npages)
         return fs.writeback.fsync(inode.fid, now) - now
 
     def unlink(self, task: Task, path: str) -> bool:
