@@ -83,3 +83,24 @@ def lruvec_del_folio(M, pfn, nr_pages, memcg):
     B._list_del(M.lru_head, M.lru_tail, memcg, 0, lru, M.nxt, M.prv, pfn)
     M.flags[pfn] &= ~np.uint32(PG_lru)
     _account(M, pfn, lru, -nr_pages)
+
+
+# the lruvec's reclaim costs (lrucost[memcg, ...])
+COST_ANON, COST_FILE, REFAULTS_ANON, REFAULTS_FILE = 0, 1, 2, 3
+NR_LRUCOST = 4
+
+
+@njit
+def lru_note_cost(M, memcg, file, nr_io, nr_rotated):
+    """Models lru_note_cost() (mm/swap.c): reclaim of one type cost
+    ``nr_io`` pages of I/O (weighted x SWAP_CLUSTER_MAX) and ``nr_rotated``
+    pages put back; both costs halve once they pass a quarter of the LRU
+    pages (a floating average)."""
+    cost = nr_io * 32 + nr_rotated
+    M.lrucost[memcg, COST_FILE if file else COST_ANON] += cost
+    lrusize = 0
+    for lru in range(LRU_UNEVICTABLE):
+        lrusize += M.node_stat[NR_INACTIVE_ANON + lru]
+    if M.lrucost[memcg, COST_FILE] + M.lrucost[memcg, COST_ANON] > lrusize // 4:
+        M.lrucost[memcg, COST_FILE] //= 2
+        M.lrucost[memcg, COST_ANON] //= 2

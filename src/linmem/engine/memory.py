@@ -18,19 +18,25 @@ from linmem.engine import buddy as B
 from linmem.engine import filemap as F
 from linmem.engine import lru as L
 from linmem.engine import page_writeback as PW
+from linmem.engine import swap_state as SS
+from linmem.engine import swapfile as SW
 from linmem.engine.jit import njit
+from linmem.engine.workingset import workingset_refault_anon
 from linmem.engine.pgtable import (
     _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, _PAGE_SPECIAL, _PAGE_TABLE,
-    _PAGE_USER, C_HUGE_ZERO_PFN, C_PREALLOC_THP, C_THP_MODE, C_USE_ZERO_PAGE, C_ZERO_PFN,
+    _PAGE_USER, C_HUGE_ZERO_PFN, C_PREALLOC_THP, C_SWAP_PEND_MM, C_SWAP_PEND_PAGE, C_SWAP_PEND_VA,
+    C_THP_MODE,
+    C_USE_ZERO_PAGE, C_ZERO_PFN,
     DEP_SHIFT, HPAGE_PMD_NR, HPAGE_PMD_ORDER, KIND_THP, KIND_USER, MM_ANONPAGES, MM_FILEPAGES,
-    MM_HIWATER_RSS, MM_NR_PMDS, MM_NR_PTES, MM_NR_PUDS, MM_PGD, MM_SHMEMPAGES, NEED_PAGE,
+    MM_HIWATER_RSS, MM_NR_PMDS, MM_NR_PTES, MM_NR_PUDS, MM_PGD, MM_SHMEMPAGES, MM_SWAPENTS,
+    NEED_PAGE,
     OK, PAGE_SHIFT, PGD_SHIFT, PMD_SHIFT, PUD_SHIFT, SEGV, T_MAJ_FLT, T_MIN_FLT, alloc_frame,
     alloc_table, free_frame, free_table, mk_entry, pmd_deposit, pte_pfn, table_index, walk_pmd,
     walk_pte,
 )
 from linmem.mm.frames import (PG_active, PG_anon, PG_dirty, PG_head, PG_lru, PG_mlocked,
-                              PG_reclaim, PG_referenced, PG_swapbacked, PG_unevictable,
-                              PG_uptodate, PG_workingset, PG_writeback)
+                              PG_reclaim, PG_referenced, PG_swapbacked, PG_swapcache,
+                              PG_unevictable, PG_uptodate, PG_workingset, PG_writeback)
 from linmem.mm.vmstat import NR_MLOCK, PGFAULT, PGMAJFAULT, node_item, vm_event
 
 # VMA rows
@@ -131,6 +137,8 @@ def folio_put(M, head):
         L.lruvec_del_folio(M, head, nr, M.memcg[head])
     if M.flags[head] & PG_mlocked:
         M.zstat[B.zone_of(M, head), NR_MLOCK] -= nr
+    if M.flags[head] & PG_anon:
+        M.flags[head] &= ~np.uint32(PG_dirty)          # an anonymous page's data is gone
     M.flags[head] &= ~np.uint32(PG_anon | PG_swapbacked | PG_uptodate | PG_head |
                                    PG_mlocked | PG_unevictable | PG_active | PG_referenced |
                                    PG_reclaim | PG_workingset)
@@ -329,6 +337,100 @@ def do_wp_page(M, V, vi, mm, pte_t, va, entry, memcg):
 
 
 # --------------------------------------------------------------------------
+# swap-in
+
+@njit
+def should_try_to_free_swap(M, page, vm_flags, write):
+    """Models should_try_to_free_swap(): drop the swap copy of a page being
+    mapped when swap is more than half full, the VMA is mlocked, or a write
+    maps it and nobody else holds it (only the swap cache does)."""
+    if not (M.flags[page] & PG_swapcache):
+        return False
+    if SW.vm_swap_full(M) or (vm_flags & VM_LOCKED) or (M.flags[page] & PG_mlocked):
+        return True
+    return write and M.refcount[page] == 1
+
+
+@njit
+def do_swap_page(M, V, vi, mm, pte_t, va, entry, write, memcg):
+    """Models do_swap_page(): the PTE holds a swap entry.
+
+    Found in the swap cache it is a minor fault (a readahead hit counts);
+    else the page is read, a major fault: straight into a new folio on a
+    synchronous device (zram) when the slot has one user, else through the
+    swap cache with readahead around it. The PTE's reference on the slot
+    goes (swap_free), and the swap copy too when should_try_to_free_swap
+    says so. The page is mapped young, writable when the VMA is and the
+    page exclusive (dirty for a write); a write to a shared one copies."""
+    slot = SW.swp_slot(entry)
+    i = table_index(va, PAGE_SHIFT)
+    flags = V[vi, V_FLAGS]
+    result = MINOR
+    page = SS.lookup_swap_cache(M, slot)
+    if M.ctl[C_SWAP_PEND_VA] == va and M.ctl[C_SWAP_PEND_MM] == mm and page >= 0:
+        # resumed: the page was read, its readahead waited for memory
+        if SS.swap_ra_read(M, mm, pte_t, va, memcg) == NEED_PAGE:
+            return NEED_PAGE
+        M.refcount[page] -= 1                        # the fault's hold on it
+        result = MAJOR
+    elif page >= 0:
+        SS.swap_update_readahead(M, page, mm, va)
+    else:
+        M.ctl[C_SWAP_PEND_VA] = -1
+        a = SW.swap_area(M, slot)
+        page = alloc_frame(M, KIND_USER)
+        if page < 0:
+            return NEED_PAGE
+        M.memcg[page] = memcg
+        result = MAJOR
+        if (M.si[a, SW.SI_FLAGS] & SW.SWP_SYNCHRONOUS_IO) and SW.swap_count(M, slot) == 1:
+            M.flags[page] |= PG_swapbacked
+            workingset_refault_anon(M, slot, page, memcg)
+            L.lruvec_add_folio(M, page, 1, memcg)
+            SS.swap_read_folio(M, page)
+            M.refcount[page] = 0                     # the mapping below takes the first
+        else:
+            SW.swapcache_prepare(M, slot)
+            SS.add_to_swap_cache(M, page, slot, False)
+            workingset_refault_anon(M, slot, page, memcg)
+            L.lruvec_add_folio(M, page, 1, memcg)
+            SS.swap_read_folio(M, page)
+            M.refcount[page] += 1                    # held while reading ahead
+            M.ctl[C_SWAP_PEND_PAGE] = page
+            if SS.swap_vma_readahead(M, mm, pte_t, va, V[vi, V_START], V[vi, V_END],
+                                     memcg) == NEED_PAGE:
+                return NEED_PAGE
+            M.refcount[page] -= 1
+    SW.swap_free(M, slot)
+    M.mm_stat[mm, MM_SWAPENTS] -= 1
+    M.mm_stat[mm, MM_ANONPAGES] += 1
+    if should_try_to_free_swap(M, page, flags, write) and SS.folio_free_swap(M, page):
+        M.refcount[page] -= 1
+    exclusive = (entry & SW._PAGE_SWP_EXCLUSIVE) != 0 or M.refcount[page] == 0
+    if not (M.flags[page] & PG_anon):                # folio_add_new_anon_rmap
+        M.flags[page] |= PG_anon | PG_swapbacked
+        M.mapping[page] = V[vi, V_ANON]
+        M.index[page] = va >> PAGE_SHIFT
+    M.refcount[page] += 1
+    M.mapcount[page] += 1
+    if M.mapcount[page] == 1:
+        M.node_stat[NR_ANON_MAPPED] += 1
+    pte = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED
+    if exclusive and (flags & VM_WRITE):
+        pte |= _PAGE_RW
+        if write:
+            pte |= _PAGE_DIRTY
+    M.pt[pte_t, i] = mk_entry(page, pte)
+    if flags & VM_LOCKED:
+        _mlock_folio_present(M, page, True)
+    if write and not (pte & _PAGE_RW):
+        r = do_wp_page(M, V, vi, mm, pte_t, va, M.pt[pte_t, i], memcg)
+        if r == NEED_PAGE:
+            return NEED_PAGE                         # retried: now a write to a present PTE
+    return result
+
+
+# --------------------------------------------------------------------------
 # transparent huge pages
 
 @njit
@@ -492,6 +594,8 @@ def handle_mm_fault(M, V, vi, mm, va, write, memcg):
         if write and not (e & _PAGE_RW):
             return do_wp_page(M, V, vi, mm, pte_t, va, e, memcg)
         return HIT
+    if SW.is_swap_pte(e):
+        return do_swap_page(M, V, vi, mm, pte_t, va, e, write, memcg)
     if V[vi, V_FILE] >= 0:
         return do_file_page(M, V, vi, mm, pte_t, va, write, memcg)
     return do_anonymous_page(M, V, vi, mm, pte_t, va, write, memcg)
@@ -564,15 +668,42 @@ def access_pages(M, V, mm, pid, vas, write, start, memcg):
 # unmapping
 
 @njit
+def free_swap_and_cache(M, slot):
+    """Models free_swap_and_cache(): a swap entry is zapped; a page left in
+    the swap cache with nobody mapping it goes too."""
+    SW.swap_free(M, slot)
+    page = SS.lookup_swap_cache(M, slot)
+    if page < 0 or M.mapcount[page] > 0 or (M.flags[page] & PG_writeback):
+        return
+    if SS.folio_free_swap(M, page):
+        folio_put(M, page)
+
+
+@njit
 def _zap_pte(M, mm, pte_t, i):
+    """Models zap_present_ptes()/zap_nonpresent_ptes() for one entry: a file
+    page's young bit marks it accessed and its dirty bit dirties it; a swap
+    entry gives its slot back."""
     e = M.pt[pte_t, i]
     M.pt[pte_t, i] = 0
+    if SW.is_swap_pte(e):
+        M.mm_stat[mm, MM_SWAPENTS] -= 1
+        free_swap_and_cache(M, SW.swp_slot(e))
+        return
     if not (e & _PAGE_PRESENT) or (e & _PAGE_SPECIAL):
         return
     pfn = pte_pfn(e)
     head = folio_head(M, pfn)
+    if not (M.flags[head] & PG_anon):
+        if e & _PAGE_DIRTY and not (M.flags[head] & PG_dirty):
+            PW.folio_mark_dirty(M, head)
+        if e & _PAGE_ACCESSED:
+            F.folio_mark_accessed(M, head)
     _rss_add(M, mm, head, -1)
     _page_unmapped(M, pfn, head)
+    if (M.flags[head] & PG_swapcache) and M.mapcount[head] == 0 and \
+            not (M.flags[head] & PG_writeback) and SS.folio_free_swap(M, head):
+        folio_put(M, head)                          # free_swap_cache
     folio_put(M, head)
 
 
@@ -720,6 +851,47 @@ def _lower(M, tid, va, shift):
     return np.int64(-1)
 
 
+@njit
+def unuse_vmas(M, V, mm, lo, hi, progress, memcg):
+    """Models unuse_mm() for swapoff: every swap entry of slots [lo, hi) in
+    the VMAs ``V`` of ``mm`` is read back and mapped (as do_swap_page does).
+    Resumable: ``progress`` = (VMA index, address) to go on from."""
+    for vi in range(progress[0], V.shape[0]):
+        va = max(progress[1], V[vi, V_START])
+        while va < V[vi, V_END]:
+            pte_t, _st = walk_pte(M, mm, va, False)
+            if pte_t < 0:
+                va = (va | ((1 << PMD_SHIFT) - 1)) + 1
+                continue
+            e = M.pt[pte_t, table_index(va, PAGE_SHIFT)]
+            if SW.is_swap_pte(e) and lo <= SW.swp_slot(e) < hi:
+                if do_swap_page(M, V, vi, mm, pte_t, va, e, False, memcg) == NEED_PAGE:
+                    progress[0], progress[1] = vi, va
+                    return NEED_PAGE
+            va += 1 << PAGE_SHIFT
+        progress[1] = 0
+    progress[0] = V.shape[0]
+    return OK
+
+
+@njit
+def drop_swap_cache_range(M, lo, hi):
+    """The end of try_to_unuse(): every folio left in the swap cache for
+    slots [lo, hi) leaves it (folio_free_swap); the slots still held by
+    something (none, normally) are counted."""
+    held = 0
+    for slot in range(lo, hi):
+        page = SS.lookup_swap_cache(M, slot)
+        if page >= 0:
+            if M.flags[page] & PG_writeback:
+                SS.swap_end_writeback(M, page)
+            if SS.folio_free_swap(M, page):
+                folio_put(M, page)
+        if M.swap_map[slot] != 0 and M.swap_map[slot] != SW.SWAP_MAP_BAD:
+            held += 1
+    return held
+
+
 # --------------------------------------------------------------------------
 # fork
 
@@ -774,7 +946,13 @@ def copy_range(M, src_mm, dst_mm, start, end):
         while va < stop:
             i = table_index(va, PAGE_SHIFT)
             e = M.pt[spte, i]
-            if e & _PAGE_PRESENT and M.pt[dpte, i] == 0:
+            if SW.is_swap_pte(e) and M.pt[dpte, i] == 0:     # copy_nonpresent_pte
+                e &= ~np.int64(SW._PAGE_SWP_EXCLUSIVE)
+                M.pt[spte, i] = e
+                M.pt[dpte, i] = e
+                SW.swap_duplicate(M, SW.swp_slot(e))
+                M.mm_stat[dst_mm, MM_SWAPENTS] += 1
+            elif e & _PAGE_PRESENT and M.pt[dpte, i] == 0:
                 e &= ~np.int64(_PAGE_RW)
                 M.pt[spte, i] = e
                 M.pt[dpte, i] = e & ~np.int64(_PAGE_ACCESSED)

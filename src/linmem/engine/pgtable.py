@@ -74,7 +74,12 @@ C_USE_ZERO_PAGE = 8     # transparent_hugepage/use_zero_page
 C_HUGE_ZERO_PFN = 9     # the huge zero folio (order 9), -1 until first use
 C_THP_MODE = 10         # 0 never, 1 madvise, 2 always
 C_NOW_US = 11           # the machine's clock, in microseconds (inode dirtied_when)
-C_NR = 12
+C_SWAP_PEND_MM = 12     # a swap-in fault stopped in its readahead for memory: its mm,
+C_SWAP_PEND_VA = 13     #   address (-1: none),
+C_SWAP_PEND_NEXT = 14   #   the next address of its window to read
+C_SWAP_PEND_END = 15    #   and the window's end; the faulting page, held meanwhile
+C_SWAP_PEND_PAGE = 16
+C_NR = 17
 
 KIND_USER, KIND_KERNEL, KIND_THP = 0, 1, 2
 
@@ -83,7 +88,8 @@ MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES = 0, 1, 2, 3
 MM_NR_PTES, MM_NR_PMDS, MM_NR_PUDS = 4, 5, 6
 MM_PGD = 7              # table id of the PGD
 MM_HIWATER_RSS = 8
-NR_MM_STAT = 9
+MM_SWAP_RA = 9          # swap readahead state (vma->swap_readahead_info, one per mm)
+NR_MM_STAT = 10
 
 # per-task counters: task_stat[pid, ...]
 T_MIN_FLT, T_MAJ_FLT = 0, 1

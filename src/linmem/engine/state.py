@@ -26,6 +26,7 @@ FIELDS = {
     "flags": (np.uint32, 1), "refcount": (np.int32, 1), "order": (np.int8, 1),
     "nxt": (np.int32, 1), "prv": (np.int32, 1), "mapcount": (np.int32, 1),
     "mapping": (np.int32, 1), "index": (np.int32, 1), "memcg": (np.uint16, 1),
+    "swp": (np.int32, 1),
     # zones and the buddy allocator
     "pb_mt": (np.uint8, 1), "zs": (np.int64, 2), "fhead": (np.int32, 3), "ftail": (np.int32, 3),
     "nfree": (np.int64, 3), "zstat": (np.int64, 2), "events": (np.int64, 1),
@@ -37,7 +38,10 @@ FIELDS = {
     "lru_head": (np.int32, 3), "lru_tail": (np.int32, 3), "ctl": (np.int64, 1),
     "pc": (np.int32, 1), "f_base": (np.int64, 1), "f_npages": (np.int64, 1),
     "ra": (np.int64, 2), "fstat": (np.int64, 2), "shadow": (np.int64, 1),
-    "nonresident": (np.int64, 1),
+    "nonresident": (np.int64, 1), "lrucost": (np.int64, 2),
+    # swap: areas, slot counts, the swap cache and its shadow entries
+    "si": (np.int64, 2), "swap_map": (np.uint8, 1), "swap_cache": (np.int32, 1),
+    "swap_shadow": (np.int64, 1),
     "zl_user": (np.int64, 1), "zl_kernel": (np.int64, 1), "alloc": (np.int64, 1),
 }
 

@@ -17,6 +17,7 @@ from linmem.engine.memory import folio_head
 from linmem.engine.pgtable import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PSE,
                                    _PAGE_SPECIAL, _PAGE_TABLE, HPAGE_PMD_NR, PAGE_SHIFT,
                                    PMD_SHIFT, PUD_SHIFT, pte_pfn, table_index, walk_pmd)
+from linmem.engine.swapfile import is_swap_pte, swap_count, swp_slot
 from linmem.mm.frames import PG_anon, PG_dirty, PG_referenced, PG_swapbacked
 
 PSS_SHIFT = 12
@@ -98,6 +99,11 @@ def smaps_range(M, mm, start, end, locked, out):
                 if (e & _PAGE_PRESENT) and not (e & _PAGE_SPECIAL):
                     smaps_account(M, out, pte_pfn(e), 1, (e & _PAGE_ACCESSED) != 0,
                                   (e & _PAGE_DIRTY) != 0, locked)
+                elif is_swap_pte(e):                 # smaps_pte_entry: a swap entry
+                    out[SWAP] += PAGE_SIZE
+                    users = swap_count(M, swp_slot(e))
+                    out[SWAP_PSS] += (PAGE_SIZE << PSS_SHIFT) // users if users >= 2 \
+                        else PAGE_SIZE << PSS_SHIFT
                 va += PAGE_SIZE
         va = next_pmd
 

@@ -1,25 +1,35 @@
-"""Compiled kernels: scanning the file LRU lists (mm/vmscan.c
-shrink_inactive_list, shrink_folio_list, folio_check_references,
-shrink_active_list).
+"""Compiled kernels: scanning the LRU lists (mm/vmscan.c shrink_inactive_list,
+shrink_folio_list, folio_check_references, shrink_active_list).
 
-The inactive list is scanned from its tail (the oldest folios):
+The inactive lists are scanned from their tails (the oldest folios). For each
+folio (shrink_folio_list):
 
-* a folio under writeback is activated and marked PG_reclaim, so that the
-  end of its writeback rotates it to the inactive tail for a quick second
-  look (folio_rotate_reclaimable);
-* an unmapped folio is reclaimed if clean, whether referenced or not
-  (FOLIOREF_RECLAIM_CLEAN: read(2) accesses were already counted by
-  folio_mark_accessed); dirty, it is marked PG_reclaim and activated so that
-  writeback cleans it (NR_VMSCAN_IMMEDIATE);
-* a folio someone else holds a reference to is kept.
+* under writeback: marked PG_reclaim and activated, so that the end of its
+  writeback rotates it to the inactive tail for a quick second look;
+* folio_check_references asks the reverse map (linmem.engine.rmap) how many
+  page-table entries used it since the last look, clearing their young bits:
+  a VM_LOCKED mapping mlocks it (to the unevictable list); used through two
+  entries, or used once and already PG_referenced, or an executable file
+  mapping used once: activated; used once: PG_referenced set and kept on the
+  inactive list; not used (a referenced unmapped file folio included): on;
+* an anonymous folio not yet in the swap cache gets a swap slot and enters
+  it, dirty (add_to_swap); with no free slot it is activated. Huge folios
+  and shmem are kept (XXX: not swapped);
+* a mapped folio is unmapped from every page table (try_to_unmap): an
+  anonymous PTE becomes a swap entry;
+* a dirty file folio is marked PG_reclaim and activated for the flusher to
+  write (nr_vmscan_immediate_reclaim); a dirty swap-cache folio is written
+  (pageout -> swap_writeout, pswpout). On a synchronous device (zram) the
+  write is done at once and the folio is freed now; otherwise it stays under
+  writeback, and its end rotates it to the inactive tail;
+* a clean folio nobody else holds is freed: out of its file's page cache or
+  the swap cache, leaving a shadow entry (workingset_eviction).
 
-Reclaiming removes the folio from its file's page cache (__remove_mapping)
-and frees it. The active list is scanned from its tail too: each folio goes
-to the inactive list with PG_workingset set (deactivation).
-
-XXX: there is no reverse mapping yet, so a mapped folio cannot be unmapped:
-mapped folios are kept on the inactive list (rotated to its head) and stay
-on the active one; anonymous memory is not scanned (there is no swap).
+Each batch notes its cost (lru_note_cost): the pages written x 32 plus the
+pages scanned but not reclaimed. The active lists are scanned from their
+tails too (shrink_active_list): a referenced folio of an executable file
+mapping goes round the active list again (a rotation, also a cost); every
+other folio moves to the inactive list with PG_workingset (deactivation).
 """
 
 from __future__ import annotations
@@ -27,17 +37,26 @@ from __future__ import annotations
 import numpy as np
 
 from linmem.engine import lru as L
+from linmem.engine import swap_state as SS
+from linmem.engine import swapfile as SW
 from linmem.engine.jit import njit
-from linmem.engine.memory import folio_nr, folio_put
+from linmem.engine.memory import _mlock_folio, folio_nr, folio_put
 from linmem.engine.readahead import NR_FILE_PAGES
+from linmem.engine.rmap import (UNMAP_LOCKED, UNMAP_OK, VM_LOCKED, folio_referenced,
+                                try_to_unmap)
 from linmem.engine.workingset import workingset_eviction
-from linmem.mm.frames import (PG_active, PG_dirty, PG_reclaim, PG_referenced, PG_workingset,
-                              PG_writeback)
+from linmem.mm.frames import (PG_active, PG_anon, PG_dirty, PG_mlocked, PG_reclaim,
+                              PG_referenced, PG_swapbacked, PG_swapcache, PG_unevictable,
+                              PG_workingset, PG_writeback)
 from linmem.mm.vmstat import node_item
 
 S_SCANNED, S_RECLAIMED, S_ACTIVATED, S_DEACTIVATED, S_IMMEDIATE, S_KEPT = 0, 1, 2, 3, 4, 5
-NR_SCAN_STATS = 6
+S_SCANNED_ANON, S_RECLAIMED_ANON, S_PAGEOUT, S_REFILL, S_ROTATED = 6, 7, 8, 9, 10
+NR_SCAN_STATS = 11
 
+FOLIOREF_RECLAIM, FOLIOREF_RECLAIM_CLEAN, FOLIOREF_KEEP, FOLIOREF_ACTIVATE = 0, 1, 2, 3
+
+VM_EXEC = 0x4
 NR_VMSCAN_IMMEDIATE = node_item("nr_vmscan_immediate_reclaim")
 
 
@@ -54,10 +73,44 @@ def _move(M, page, memcg, flags_set, flags_clear, to_tail):
 
 
 @njit
+def _mlock_found(M, page, memcg):
+    """mlock_vma_folio() from the reverse map: to the unevictable list."""
+    nr = folio_nr(M, page)
+    if M.flags[page] & PG_mlocked:
+        return
+    L.lruvec_del_folio(M, page, nr, memcg)
+    _mlock_folio(M, page, nr)
+    L.lruvec_add_folio(M, page, nr, memcg)
+
+
+@njit
+def folio_check_references(M, R, page):
+    """Models folio_check_references(): what the young bits and
+    PG_referenced say about a folio on the inactive list."""
+    referenced_ptes, vm_flags = folio_referenced(M, R, page)
+    referenced_folio = (M.flags[page] & PG_referenced) != 0
+    M.flags[page] &= ~np.uint32(PG_referenced)
+    file = not (M.flags[page] & PG_swapbacked)
+    if vm_flags & VM_LOCKED:
+        _mlock_found(M, page, M.memcg[page])
+        return FOLIOREF_ACTIVATE
+    if referenced_ptes:
+        M.flags[page] |= PG_referenced
+        if referenced_folio or referenced_ptes > 1:
+            return FOLIOREF_ACTIVATE
+        if (vm_flags & VM_EXEC) and file:
+            return FOLIOREF_ACTIVATE
+        return FOLIOREF_KEEP
+    if referenced_folio and file:
+        return FOLIOREF_RECLAIM_CLEAN
+    return FOLIOREF_RECLAIM
+
+
+@njit
 def remove_mapping(M, page):
-    """Models __remove_mapping() + free: the folio leaves its file's page
-    cache, a shadow entry in its place (workingset_eviction), and is freed
-    (the page cache held the last reference)."""
+    """Models __remove_mapping() + free for a file folio: it leaves its
+    file's page cache, a shadow entry in its place (workingset_eviction),
+    and is freed (the page cache held the last reference)."""
     fid = M.mapping[page]
     slot = M.f_base[fid] + M.index[page]
     M.pc[slot] = -1
@@ -67,67 +120,165 @@ def remove_mapping(M, page):
 
 
 @njit
-def _reclaim_one(M, page, memcg, nr, stats):
-    """shrink_folio_list() for one folio of the inactive file list."""
+def _activate(M, page, memcg, nr, stats):
+    """activate_locked: a swap copy goes when swap is short or the folio is
+    mlocked; an evictable folio goes to the active list (pgactivate)."""
+    if (M.flags[page] & PG_swapcache) and (SW.vm_swap_full(M) or (M.flags[page] & PG_mlocked)):
+        if SS.folio_free_swap(M, page):
+            M.refcount[page] -= 1
+    if M.flags[page] & PG_mlocked:
+        _move(M, page, memcg, 0, 0, False)
+        return
+    _move(M, page, memcg, PG_active, 0, False)
+    stats[S_ACTIVATED] += nr
+
+
+@njit
+def _keep(M, page, memcg, nr, stats):
+    _move(M, page, memcg, 0, 0, False)
+    stats[S_KEPT] += nr
+
+
+@njit
+def _reclaim_one(M, R, page, memcg, nr, stats, wb):
+    """shrink_folio_list() for one folio of an inactive list; True when it
+    was freed."""
     flags = M.flags[page]
+    file = not (flags & PG_swapbacked)
+    if flags & PG_unevictable:
+        _move(M, page, memcg, 0, 0, False)              # culled to its list
+        return False
     if flags & PG_writeback:
         _move(M, page, memcg, PG_reclaim | PG_active, 0, False)
         stats[S_ACTIVATED] += nr
-    elif M.mapcount[page] > 0:
-        _move(M, page, memcg, PG_referenced, 0, False)              # XXX: no rmap
-        stats[S_KEPT] += nr
-    elif flags & PG_dirty:
-        _move(M, page, memcg, PG_reclaim | PG_active, PG_referenced, False)
-        M.node_stat[NR_VMSCAN_IMMEDIATE] += nr
-        stats[S_IMMEDIATE] += nr
-        stats[S_ACTIVATED] += nr
-    elif M.refcount[page] != 1:
-        _move(M, page, memcg, 0, 0, False)
-        stats[S_KEPT] += nr
+        return False
+    ref = folio_check_references(M, R, page)
+    if ref == FOLIOREF_ACTIVATE:
+        _activate(M, page, memcg, nr, stats)
+        return False
+    if ref == FOLIOREF_KEEP:
+        _keep(M, page, memcg, nr, stats)
+        return False
+    if not file and not (M.flags[page] & PG_swapcache):
+        if nr > 1 or not (M.flags[page] & PG_anon):     # XXX: THP and shmem are not swapped
+            _keep(M, page, memcg, nr, stats)
+            return False
+        slot = SW.get_swap_slot(M)                      # add_to_swap
+        if slot < 0:
+            _activate(M, page, memcg, nr, stats)
+            return False
+        SS.add_to_swap_cache(M, page, slot, True)
+        M.flags[page] |= PG_dirty
+    if M.mapcount[page] > 0:
+        slot = SS.folio_slot(M, page) if M.flags[page] & PG_swapcache else -1
+        unmapped = try_to_unmap(M, R, page, slot)
+        if unmapped == UNMAP_LOCKED:
+            _mlock_found(M, page, memcg)
+            return False
+        if unmapped != UNMAP_OK:
+            _activate(M, page, memcg, nr, stats)
+            return False
+    if M.flags[page] & PG_dirty:
+        if file:
+            _move(M, page, memcg, PG_reclaim | PG_active, PG_referenced, False)
+            M.node_stat[NR_VMSCAN_IMMEDIATE] += nr
+            stats[S_IMMEDIATE] += nr
+            stats[S_ACTIVATED] += nr
+            return False
+        M.flags[page] |= PG_reclaim                     # pageout
+        SS.swap_writeout(M, page)
+        stats[S_PAGEOUT] += nr
+        a = SW.swap_area(M, SS.folio_slot(M, page))
+        if M.si[a, SW.SI_FLAGS] & SW.SWP_SYNCHRONOUS_IO:
+            M.flags[page] &= ~np.uint32(PG_reclaim)     # written by the time it returns
+            SS.swap_end_writeback(M, page)
+        else:
+            _keep(M, page, memcg, nr, stats)
+            n = wb[0]
+            if n + 1 < wb.shape[0]:
+                wb[n + 1] = page
+                wb[0] = n + 1
+            else:
+                SS.swap_end_writeback(M, page)
+            return False
+    if M.refcount[page] != 1:
+        _keep(M, page, memcg, nr, stats)
+        return False
+    if M.flags[page] & PG_swapcache:
+        SS.delete_from_swap_cache(M, page, workingset_eviction(M, page))
+        folio_put(M, page)
+        stats[S_RECLAIMED_ANON] += nr
     else:
         remove_mapping(M, page)
-        stats[S_RECLAIMED] += nr
+    stats[S_RECLAIMED] += nr
+    return True
 
 
 @njit
-def _deactivate_one(M, page, memcg, nr, stats):
-    """shrink_active_list() for one folio: to the inactive list, PG_workingset
-    set; a mapped folio stays (XXX: no rmap to test its PTEs)."""
-    if M.mapcount[page] > 0:
+def _deactivate_one(M, R, page, memcg, nr, stats):
+    """shrink_active_list() for one folio."""
+    if M.flags[page] & PG_unevictable:
         _move(M, page, memcg, 0, 0, False)
-    else:
-        _move(M, page, memcg, PG_workingset, PG_active | PG_referenced, False)
-        stats[S_DEACTIVATED] += nr
+        return
+    referenced, vm_flags = folio_referenced(M, R, page)
+    if referenced and (vm_flags & VM_EXEC) and not (M.flags[page] & PG_swapbacked):
+        _move(M, page, memcg, 0, 0, False)
+        stats[S_ROTATED] += nr
+        return
+    _move(M, page, memcg, PG_workingset, PG_active, False)
+    stats[S_DEACTIVATED] += nr
 
 
 @njit
-def _scan(M, memcg, lru, nr_to_scan, stats):
-    """Walk up to ``nr_to_scan`` pages from the list's tail; the pages scanned."""
+def shrink_inactive_list(M, R, memcg, lru, nr_to_scan, stats, wb):
+    """Models shrink_inactive_list(): scan up to ``nr_to_scan`` pages from
+    the tail of an inactive list; counts go to ``stats``, pages left under
+    swap writeback to ``wb`` (wb[0] is their number). Returns the pages
+    scanned."""
+    file = lru == L.LRU_INACTIVE_FILE
     page = M.lru_tail[memcg, 0, lru]
     scanned = 0
+    reclaimed = 0
+    pageout = stats[S_PAGEOUT]
     while page >= 0 and scanned < nr_to_scan:
         prev = M.prv[page]
         nr = folio_nr(M, page)
         scanned += nr
-        if lru == L.LRU_INACTIVE_FILE:
-            _reclaim_one(M, page, memcg, nr, stats)
-        else:
-            _deactivate_one(M, page, memcg, nr, stats)
+        if _reclaim_one(M, R, page, memcg, nr, stats, wb):
+            reclaimed += nr
         page = prev
-    return scanned
-
-
-@njit
-def shrink_inactive_file(M, memcg, nr_to_scan, stats):
-    """Models shrink_inactive_list() for the inactive file list: scan up to
-    ``nr_to_scan`` pages from the tail; counts go to ``stats``."""
-    scanned = _scan(M, memcg, L.LRU_INACTIVE_FILE, nr_to_scan, stats)
     stats[S_SCANNED] += scanned
+    if not file:
+        stats[S_SCANNED_ANON] += scanned
+    L.lru_note_cost(M, memcg, file, stats[S_PAGEOUT] - pageout, scanned - reclaimed)
     return scanned
 
 
 @njit
-def shrink_active_file(M, memcg, nr_to_scan, stats):
-    """Models shrink_active_list() for the active file list (pgrefill): up to
-    ``nr_to_scan`` pages from the tail are deactivated."""
-    return _scan(M, memcg, L.LRU_ACTIVE_FILE, nr_to_scan, stats)
+def shrink_active_list(M, R, memcg, lru, nr_to_scan, stats):
+    """Models shrink_active_list(): up to ``nr_to_scan`` pages from the tail
+    of an active list are deactivated, or rotated (pgrefill counts them)."""
+    file = lru == L.LRU_ACTIVE_FILE
+    page = M.lru_tail[memcg, 0, lru]
+    scanned = 0
+    rotated = stats[S_ROTATED]
+    while page >= 0 and scanned < nr_to_scan:
+        prev = M.prv[page]
+        nr = folio_nr(M, page)
+        scanned += nr
+        _deactivate_one(M, R, page, memcg, nr, stats)
+        page = prev
+    stats[S_REFILL] += scanned
+    if stats[S_ROTATED] > rotated:
+        L.lru_note_cost(M, memcg, file, 0, stats[S_ROTATED] - rotated)
+    return scanned
+
+
+@njit
+def end_swap_writeback(M, wb):
+    """The swap writes of a reclaim pass complete (the pages in ``wb``)."""
+    for k in range(1, wb[0] + 1):
+        page = wb[k]
+        if M.flags[page] & PG_writeback:
+            SS.swap_end_writeback(M, page)
+    wb[0] = 0

@@ -16,20 +16,36 @@ and ages the clock; a page that was in the workingset is also restored
 Shadow entries live beside the page cache index (``M.shadow``, 0 for none);
 truncation and drop_caches remove them with the pages; reclaim makes them.
 
-XXX: no shadow-node shrinker (workingset_nodes stays 0) and one lruvec per
-memcg on one node; the anon lists join the workingset size once there is swap.
+Anonymous pages do the same through the swap cache: a page reclaimed from
+it leaves its shadow in the swap slot (``M.swap_shadow``), and the swap-in
+that reads it back is the refault (workingset_*_anon). Which lists count as
+the workingset a refault competes with (workingset_test_recent): the active
+file list, plus the inactive file list for anon refaults, plus the active
+anon list (and the inactive anon list for file refaults) while there is free
+swap. A restored page's refault is a cost of its type (lru_note_cost_refault).
+
+XXX: no shadow-node shrinker (workingset_nodes stays 0); one lruvec per
+memcg on one node; the eviction clock is not coarsened into buckets.
 """
 
 from __future__ import annotations
 
+from linmem.engine import lru as L
 from linmem.engine.jit import njit
 from linmem.mm.frames import PG_active, PG_workingset
 from linmem.mm.vmstat import node_item
 
+NR_INACTIVE_ANON = node_item("nr_inactive_anon")
+NR_ACTIVE_ANON = node_item("nr_active_anon")
+NR_INACTIVE_FILE = node_item("nr_inactive_file")
 NR_ACTIVE_FILE = node_item("nr_active_file")
+WORKINGSET_REFAULT_ANON = node_item("workingset_refault_anon")
 WORKINGSET_REFAULT_FILE = node_item("workingset_refault_file")
+WORKINGSET_ACTIVATE_ANON = node_item("workingset_activate_anon")
 WORKINGSET_ACTIVATE_FILE = node_item("workingset_activate_file")
+WORKINGSET_RESTORE_ANON = node_item("workingset_restore_anon")
 WORKINGSET_RESTORE_FILE = node_item("workingset_restore_file")
+G_ROW, G_NR_FREE = 32, 0            # linmem.engine.swapfile: free swap slots
 
 
 @njit
@@ -49,23 +65,59 @@ def workingset_eviction(M, page):
 
 
 @njit
+def _nr_swap_free(M):
+    return M.si[G_ROW, G_NR_FREE] if M.si.shape[0] > G_ROW else 0
+
+
+@njit
+def workingset_test_recent(M, memcg, eviction, file):
+    """Models workingset_test_recent(): would the page have stayed had the
+    workingset had the memory its refault distance says it needed?"""
+    distance = M.nonresident[memcg] - eviction
+    size = M.node_stat[NR_ACTIVE_FILE]
+    if not file:
+        size += M.node_stat[NR_INACTIVE_FILE]
+    if _nr_swap_free(M) > 0:
+        size += M.node_stat[NR_ACTIVE_ANON]
+        if file:
+            size += M.node_stat[NR_INACTIVE_ANON]
+    return distance <= size
+
+
+@njit
+def _refault(M, shadow, page, memcg, file):
+    """Models workingset_refault() for a page read back over ``shadow``."""
+    packed = shadow - 1
+    eviction, workingset = packed >> 1, packed & 1
+    M.node_stat[WORKINGSET_REFAULT_ANON + file] += 1
+    if not workingset_test_recent(M, memcg, eviction, file):
+        return
+    M.flags[page] |= PG_active
+    workingset_age_nonresident(M, memcg, 1)
+    M.node_stat[WORKINGSET_ACTIVATE_ANON + file] += 1
+    if workingset:
+        M.flags[page] |= PG_workingset
+        L.lru_note_cost(M, memcg, file, 1, 0)           # lru_note_cost_refault
+        M.node_stat[WORKINGSET_RESTORE_ANON + file] += 1
+
+
+@njit
 def workingset_refault(M, slot, page, memcg):
-    """Models workingset_refault() for a new page at a slot that holds a
-    shadow entry: counted, and activated when its refault distance fits in
-    the workingset (workingset_test_recent). The shadow is consumed."""
+    """A new page-cache page at a slot that holds a shadow entry: the
+    refault is counted, and the page activated when its refault distance
+    fits in the workingset. The shadow is consumed."""
     shadow = M.shadow[slot]
     if shadow == 0:
         return
     M.shadow[slot] = 0
-    packed = shadow - 1
-    eviction, workingset = packed >> 1, packed & 1
-    M.node_stat[WORKINGSET_REFAULT_FILE] += 1
-    distance = M.nonresident[memcg] - eviction
-    if distance > M.node_stat[NR_ACTIVE_FILE]:
+    _refault(M, shadow, page, memcg, 1)
+
+
+@njit
+def workingset_refault_anon(M, swap_slot, page, memcg):
+    """The same for a page read back from swap, over the swap slot's shadow."""
+    shadow = M.swap_shadow[swap_slot]
+    if shadow == 0:
         return
-    M.flags[page] |= PG_active
-    workingset_age_nonresident(M, memcg, 1)
-    M.node_stat[WORKINGSET_ACTIVATE_FILE] += 1
-    if workingset:
-        M.flags[page] |= PG_workingset
-        M.node_stat[WORKINGSET_RESTORE_FILE] += 1
+    M.swap_shadow[swap_slot] = 0
+    _refault(M, shadow, page, memcg, 0)

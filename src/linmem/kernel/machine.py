@@ -181,7 +181,13 @@ class Machine:
         if value and value != self._sysctl_before and fs is not None:
             fs.writeback.flush_all(self.clock)
 
+    def _page_cluster_handler(self, value: int) -> None:
+        """page-cluster is read by swap readahead (swap_vma_ra_win)."""
+        if self._kernel is not None:
+            self._kernel.swap.set_page_cluster(value)
+
     _HANDLERS = {
+        "page-cluster": _page_cluster_handler,
         "min_free_kbytes": _min_free_kbytes_handler,
         "watermark_scale_factor": _wmark_handler,
         "percpu_pagelist_high_fraction": _wmark_handler,
@@ -243,13 +249,21 @@ class Machine:
 
     # Facts that later mechanisms (swap, the page cache, processes) provide; a
     # machine without them has none of each.
-    total_swap_pages = 0          # SwapTotal
-    nr_swap_pages = 0             # SwapFree
     nr_forks = 0                  # processes created since boot (/proc/stat)
     nr_tasks = 0                  # tasks alive (/proc/loadavg)
     nr_running = 0                # tasks running
     last_pid = 0
     kswapd_failures = 0           # pgdat->kswapd_failures
+
+    @property
+    def total_swap_pages(self) -> int:
+        """SwapTotal in pages: the slots of the areas that are on."""
+        return self._kernel.swap.total_pages if self._kernel is not None else 0
+
+    @property
+    def nr_swap_pages(self) -> int:
+        """SwapFree in pages (get_nr_swap_pages())."""
+        return self._kernel.swap.free_pages if self._kernel is not None else 0
 
     @property
     def nr_blockdev_pages(self) -> int:

@@ -23,6 +23,7 @@ library, and their mapcount says by how many (PSS divides by it).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,12 +44,17 @@ _PGPGIN = vm_event("pgpgin")
 TASK_SIZE_TOP = 1 << 47
 
 
+_mm_serials = itertools.count(1)
+
+
 @dataclass(eq=False)
 class MM:
-    """An address space: its VMAs and its page tables (``id`` in the memory model)."""
+    """An address space: its VMAs and its page tables (``id`` in the memory
+    model, reused after it goes; ``serial``, never reused)."""
 
     id: int
     vmas: VmaTree
+    serial: int = field(default_factory=lambda: next(_mm_serials))
     _rows: np.ndarray | None = None
     _rows_generation: int = -1
 
@@ -98,9 +104,12 @@ class Kernel:
         self._dirtying: dict[int, float] = {}   # pid -> last balance_dirty_pages
         self.current: Task | None = None         # the task in a system call or fault
         self.oom_listeners: list = []            # called with (victim, report) on a kill
+        from linmem.mm.rmap import RmapIndex
+        from linmem.mm.swapfile import Swap
         from linmem.mm.vmscan import Reclaim
-        machine.page_alloc.reclaim = Reclaim(machine)
+        machine.page_alloc.reclaim = Reclaim(machine, RmapIndex(self))
         machine.page_alloc.out_of_memory = self.out_of_memory
+        self.swap = Swap(self)
 
     def out_of_memory(self, order: int, gfp: int) -> bool:
         """Models out_of_memory(): panic if vm.panic_on_oom; kill the task
@@ -183,6 +192,22 @@ class Kernel:
     def _release_shmem(self, file) -> None:
         """The last mapping of a shmem object went: its pages go (shmem_evict_inode)."""
         self.mem.truncate(self.file_ids.pop(id(file)))
+
+    def try_to_unuse(self, lo: int, n: int) -> None:
+        """Models try_to_unuse() for swapoff of the slots [lo, lo + n): every
+        address space's swap entries there are read back, then the swap cache
+        lets go of the area. OutOfMemory when memory does not suffice."""
+        from linmem.engine.memory import drop_swap_cache_range
+        seen = set()
+        for task in list(self.tasks.values()):
+            mm = task.mm
+            if mm is None or id(mm) in seen:
+                continue
+            seen.add(id(mm))
+            self.mem.unuse(mm.id, mm.rows(self.file_id), lo, lo + n)
+        held = drop_swap_cache_range(self.mem.K.ref, lo, lo + n)
+        if held:
+            raise OutOfMemory(f"{held} swap slots are still in use")
 
     # --------------------------------------------------------------- mm
 

@@ -19,6 +19,9 @@ and the compiled kernels in ``linmem.engine`` can walk them::
                      ------
                        31 bytes per frame (the budget is 32)
 
+With swap on, one more array (``KernelState.swp``, made at the first swapon)
+holds folio->swap, the swap slot + 1 of a swap-cache folio: 4 bytes more.
+
 A frame is in exactly one of these states, which ``check_invariants`` verifies:
 reserved (``PG_reserved``: a firmware hole or memory memblock kept at boot),
 free in a buddy block (the head has ``PG_buddy`` and the block's order; the

@@ -42,7 +42,9 @@ from linmem.engine import filemap as F
 from linmem.engine import memory as E
 from linmem.engine import page_writeback as PW
 from linmem.engine import pgtable as P
+from linmem.engine import lru as L
 from linmem.engine import readahead as R
+from linmem.engine import swapfile as SW
 from linmem.engine.lru import NR_LRU_LISTS
 from linmem.mm import gfp as G
 from linmem.mm.memblock import KERNEL_LOAD_PFN
@@ -53,6 +55,14 @@ THP_MODE = {"never": 0, "madvise": 1, "always": 2}
 
 class OutOfMemory(Exception):
     """The allocator's slow path found no page for a fault (the OOM killer's case)."""
+
+
+def _swap_info(page_cluster: int) -> np.ndarray:
+    """The swap areas' table, none on yet (linmem.engine.swapfile)."""
+    si = np.zeros((SW.MAX_SWAPFILES + 1, SW.NR_SI), dtype=np.int64)
+    si[SW.G_ROW, SW.G_CUR_AREA] = -1
+    si[SW.G_ROW, SW.G_PAGE_CLUSTER] = page_cluster
+    return si
 
 
 class MemoryModel:
@@ -88,6 +98,8 @@ class MemoryModel:
             fstat=np.zeros((0, PW.NR_FSTAT), dtype=np.int64),
             shadow=np.zeros(0, dtype=np.int64),
             nonresident=np.zeros(MAX_MEMCGS, dtype=np.int64),
+            lrucost=np.zeros((MAX_MEMCGS, L.NR_LRUCOST), dtype=np.int64),
+            si=_swap_info(int(machine.sysctl["page-cluster"])),
             zl_user=user_zl, zl_kernel=kernel_zl,
             alloc=np.array([G.gfp_zone(G.GFP_HIGHUSER_MOVABLE, pa.zone_names),
                             G.gfp_zone(G.GFP_KERNEL, pa.zone_names),
@@ -190,8 +202,12 @@ class MemoryModel:
                 return status, position
 
     def _release_prealloc(self) -> None:
-        """Pages preallocated for a retry that did not need them go back."""
+        """Pages preallocated for a retry that did not need them go back; a
+        swap-in left waiting in its readahead lets go of its page."""
         K = self.K
+        if K.ctl[P.C_SWAP_PEND_VA] != -1:
+            K.ctl[P.C_SWAP_PEND_VA] = -1
+            K.refcount[int(K.ctl[P.C_SWAP_PEND_PAGE])] -= 1
         for slot, order in ((P.C_PREALLOC_USER, 0), (P.C_PREALLOC_KERNEL, 0),
                             (P.C_PREALLOC_THP, P.HPAGE_PMD_ORDER)):
             if K.ctl[slot] >= 0:
@@ -312,6 +328,15 @@ class MemoryModel:
     def set_clock(self, seconds: float) -> None:
         """The clock compiled code stamps inodes with (dirtied_when)."""
         self.K.ctl[P.C_NOW_US] = int(round(seconds * 1e6))
+
+    def unuse(self, mm: int, vmas: np.ndarray, lo: int, hi: int) -> None:
+        """swapoff's unuse_mm(): the swap entries of slots [lo, hi) in ``mm``
+        come back into memory (OutOfMemory when they cannot)."""
+        progress = np.zeros(2, dtype=np.int64)
+        try:
+            self._resumable(lambda M: (E.unuse_vmas(M, vmas, mm, lo, hi, progress, 0), 0))
+        finally:
+            self._release_prealloc()
 
     def truncate(self, fid: int) -> None:
         """Drop a file's page cache (a shmem object's pages when it goes)."""

@@ -3,30 +3,57 @@
 When an allocation finds a zone below its low watermark it wakes kswapd,
 which reclaims until every zone it was asked about is above its high
 watermark (balance_pgdat), lowering the scan priority from 12 (scan 1/4096
-of each list per round) to 0 (all of it). An allocation that still finds
-nothing above the min watermark reclaims itself (try_to_free_pages: a batch
-of SWAP_CLUSTER_MAX pages, priorities 12 down to 0), retries, and after
+of each list per round) to 1. An allocation that still finds nothing above
+the min watermark reclaims itself (try_to_free_pages: a batch of
+SWAP_CLUSTER_MAX pages, priorities 12 down to 0), retries, and after
 MAX_RECLAIM_RETRIES rounds without progress calls the OOM killer.
 
-Each round (shrink_lruvec) scans the lists get_scan_count picks, in batches
-of 32 pages: the inactive file list (shrink_inactive_list), and the active
-file list only while the inactive one is too small (inactive_is_low: inactive
-x sqrt(10 x GiB of the lists) < active). The compiled scans are in
-linmem.engine.vmscan. Counters: pgscan/pgsteal (kswapd, direct, file),
-pgdeactivate, pgrefill, pgactivate, allocstall, pageoutrun.
+Each round (shrink_node -> shrink_lruvec) first decides how hard to press on
+anonymous and on file memory (get_scan_count):
 
-XXX: no swap yet, so anonymous memory is never scanned (get_scan_count's
-SCAN_FILE when there is no swap space); mapped file pages are not unmapped
-(no reverse mapping yet); kswapd runs as soon as it is woken, in the waker's
-time.
+* no free swap: file only (SCAN_FILE);
+* priority 0 with swappiness > 0: both lists by size (SCAN_EQUAL);
+* file nearly gone (file + free below the high watermarks while the
+  inactive anon list is not low): anon only (file_is_tiny, SCAN_ANON);
+* enough inactive file pages that are not refaulting: file only
+  (cache_trim_mode);
+* else each type in proportion to swappiness (0-200) over the cost of
+  reclaiming it (anon_cost, file_cost: the I/O and rotations that
+  lru_note_cost recorded, decayed by half whenever they pass a quarter of
+  the LRU): ap = swappiness x (T + 1) / (anon_cost' + 1),
+  fp = (200 - swappiness) x (T + 1) / (file_cost' + 1), with
+  anon_cost' = total + anon_cost, file_cost' = total + file_cost,
+  T = anon_cost' + file_cost'.
+
+Each list's share, size >> priority, is then scanned in batches of 32
+(shrink_list): the inactive lists by shrink_inactive_list, the active ones
+by shrink_active_list when deactivation is allowed (may_deactivate: the
+inactive list is low, inactive x int_sqrt(10 x GiB) < active, or that
+type's workingset activations moved since the last snapshot). Once enough
+is reclaimed, kswapd finishes the scan in proportion (the smaller type
+stops, the larger is cut to the same fraction). Afterwards, with swap, the
+active anon list is aged when the inactive one is low. The compiled list
+scans are in linmem.engine.vmscan.
+
+Swap writes started by a round complete when the round ends (XXX: the
+device time of the writes is not simulated; a synchronous device, zram,
+completes them at once). Counters: pgscan/pgsteal (kswapd, direct, anon, file),
+pgactivate, pgdeactivate, pgrefill, allocstall, pageoutrun, pswpout.
+
+XXX: kswapd runs as soon as it is woken, in the waker's time; no shrinkers
+(slab), no memcg iteration (one lruvec), PGDAT_WRITEBACK/PGDAT_DIRTY are not
+tracked (kswapd never writes file pages, as the kernel prefers).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from linmem.engine import lru as L
+from linmem.engine import swapfile as SW
 from linmem.engine import vmscan as E
 from linmem.mm.mmzone import WMARK_HIGH
 from linmem.mm.vmstat import node_item, vm_event
@@ -34,9 +61,16 @@ from linmem.mm.vmstat import node_item, vm_event
 SWAP_CLUSTER_MAX = 32
 DEF_PRIORITY = 12
 MAX_RECLAIM_RETRIES = 16
+MAX_SWAPPINESS = 200
+DEACTIVATE_ANON, DEACTIVATE_FILE = 1, 2
+SCAN_EQUAL, SCAN_FRACT, SCAN_ANON, SCAN_FILE = 0, 1, 2, 3
 
-NR_INACTIVE_FILE = node_item("nr_inactive_file")
-NR_ACTIVE_FILE = node_item("nr_active_file")
+IA, AA, IF, AF = L.LRU_INACTIVE_ANON, L.LRU_ACTIVE_ANON, L.LRU_INACTIVE_FILE, L.LRU_ACTIVE_FILE
+NR_LIST = {lru: node_item(f"nr_{name}") for lru, name in enumerate(L.LRU_NAMES)}
+NR_FREE_PAGES = "nr_free_pages"
+WORKINGSET_ACTIVATE = {0: node_item("workingset_activate_anon"),
+                       1: node_item("workingset_activate_file")}
+WB_BUFFER = 1 << 16
 
 
 def inactive_is_low(inactive: int, active: int) -> bool:
@@ -48,57 +82,209 @@ def inactive_is_low(inactive: int, active: int) -> bool:
     return inactive * ratio < active
 
 
+@dataclass
+class ScanControl:
+    """struct scan_control, as far as the model needs it."""
+
+    nr_to_reclaim: int
+    priority: int = DEF_PRIORITY
+    kswapd: bool = False
+    may_swap: bool = True
+    may_deactivate: int = 0
+    cache_trim_mode: bool = False
+    file_is_tiny: bool = False
+    anon_cost: int = 0
+    file_cost: int = 0
+    stats: np.ndarray = field(default_factory=lambda: np.zeros(E.NR_SCAN_STATS, dtype=np.int64))
+
+    @property
+    def nr_reclaimed(self) -> int:
+        return int(self.stats[E.S_RECLAIMED])
+
+
 class Reclaim:
     """The node's reclaim: kswapd and direct reclaim on one machine."""
 
-    def __init__(self, machine):
+    def __init__(self, machine, rmap=None):
         self.machine = machine
         self.S = machine.page_alloc.S
         self.events = self.S.events
+        self.rmap = rmap                       # linmem.mm.rmap.RmapIndex, or None
+        self.wb = np.zeros(WB_BUFFER + 1, dtype=np.int64)
+
+    # ------------------------------------------------------------ helpers
+
+    def size(self, lru: int) -> int:
+        return int(self.S.node_stat[NR_LIST[lru]])
 
     def _lists(self) -> tuple[int, int]:
+        return self.size(IF), self.size(AF)
+
+    def inactive_is_low(self, file: bool) -> bool:
+        base = IF if file else IA
+        return inactive_is_low(self.size(base), self.size(base + 1))
+
+    def swappiness(self) -> int:
+        return int(self.machine.sysctl["swappiness"])
+
+    def _rows(self) -> np.ndarray:
+        if self.rmap is None:
+            return np.zeros((0, 6), dtype=np.int64)
+        return self.rmap.rows()
+
+    def nr_swap_free(self) -> int:
+        si = self.S.si
+        return int(si[SW.G_ROW, SW.G_NR_FREE]) if si.shape[0] else 0
+
+    def total_swap(self) -> int:
+        si = self.S.si
+        return int(si[SW.G_ROW, SW.G_TOTAL]) if si.shape[0] else 0
+
+    # ---------------------------------------------------- scan decisions
+
+    def prepare_scan_control(self, sc: ScanControl) -> None:
+        """Models prepare_scan_control(): the costs, whether each type may be
+        deactivated, cache_trim_mode and file_is_tiny."""
+        cost = self.S.lrucost[0]
+        sc.anon_cost, sc.file_cost = int(cost[L.COST_ANON]), int(cost[L.COST_FILE])
         node = self.S.node_stat
-        return int(node[NR_INACTIVE_FILE]), int(node[NR_ACTIVE_FILE])
+        sc.may_deactivate = 0
+        for file, bit, snap in ((0, DEACTIVATE_ANON, L.REFAULTS_ANON),
+                                (1, DEACTIVATE_FILE, L.REFAULTS_FILE)):
+            if node[WORKINGSET_ACTIVATE[file]] != cost[snap] or self.inactive_is_low(bool(file)):
+                sc.may_deactivate |= bit
+        sc.cache_trim_mode = bool(self.size(IF) >> sc.priority) and \
+            not (sc.may_deactivate & DEACTIVATE_FILE)
+        pa = self.machine.page_alloc
+        free = pa.nr_free_pages()
+        file = self.size(IF) + self.size(AF)
+        high = sum(pa.wmark(z, WMARK_HIGH) for z in range(len(pa.zones))
+                   if pa.zones[z].populated and pa.managed[z])
+        sc.file_is_tiny = file + free <= high and not (sc.may_deactivate & DEACTIVATE_ANON) \
+            and bool(self.size(IA) >> sc.priority)
 
-    def shrink_lruvec(self, nr_to_reclaim: int, priority: int, stats: np.ndarray) -> None:
-        """Models shrink_lruvec() with get_scan_count()'s SCAN_FILE: scan each
-        file list's size >> priority pages in batches of 32, the active list
-        only while the inactive one is low; stop once enough is reclaimed."""
-        inactive, active = self._lists()
-        left_inactive, left_active = inactive >> priority, active >> priority
+    def snapshot_refaults(self) -> None:
+        """Models snapshot_refaults(): remember the workingset activations."""
+        cost = self.S.lrucost[0]
+        cost[L.REFAULTS_ANON] = self.S.node_stat[WORKINGSET_ACTIVATE[0]]
+        cost[L.REFAULTS_FILE] = self.S.node_stat[WORKINGSET_ACTIVATE[1]]
+
+    def scan_balance(self, sc: ScanControl) -> tuple[int, int, int]:
+        """The choice of get_scan_count(): (balance, anon fraction, file fraction)."""
+        swappiness = self.swappiness()
+        if not sc.may_swap or self.nr_swap_free() <= 0:
+            return SCAN_FILE, 0, 0
+        if sc.priority == 0 and swappiness:
+            return SCAN_EQUAL, 0, 0
+        if sc.file_is_tiny:
+            return SCAN_ANON, 0, 0
+        if sc.cache_trim_mode:
+            return SCAN_FILE, 0, 0
+        total = sc.anon_cost + sc.file_cost
+        anon_cost = total + sc.anon_cost
+        file_cost = total + sc.file_cost
+        total = anon_cost + file_cost
+        ap = swappiness * (total + 1) // (anon_cost + 1)
+        fp = (MAX_SWAPPINESS - swappiness) * (total + 1) // (file_cost + 1)
+        return SCAN_FRACT, ap, fp
+
+    def get_scan_count(self, sc: ScanControl) -> list[int]:
+        """Models get_scan_count(): pages to scan on each evictable list."""
+        balance, ap, fp = self.scan_balance(sc)
+        nr = [0, 0, 0, 0]
+        for lru in (IA, AA, IF, AF):
+            file = lru >= IF
+            scan = self.size(lru) >> sc.priority
+            if balance == SCAN_FRACT:
+                scan = scan * (fp if file else ap) // (ap + fp) if ap + fp else 0
+            elif balance in (SCAN_FILE, SCAN_ANON) and (balance == SCAN_FILE) != file:
+                scan = 0
+            nr[lru] = scan
+        return nr
+
+    # -------------------------------------------------------------- scans
+
+    def shrink_list(self, lru: int, nr_to_scan: int, sc: ScanControl) -> None:
+        """Models shrink_list()."""
+        rows = self._rows()              # first: it may register a file (a new ref)
         ref = self.S.ref
-        while left_inactive > 0 or left_active > 0:
-            batch = min(left_inactive, SWAP_CLUSTER_MAX)
-            left_inactive -= batch
-            if batch:
-                E.shrink_inactive_file(ref, 0, batch, stats)
-            batch = min(left_active, SWAP_CLUSTER_MAX)
-            left_active -= batch
-            if batch and inactive_is_low(*self._lists()):
-                self.events[vm_event("pgrefill")] += E.shrink_active_file(ref, 0, batch, stats)
-            if stats[E.S_RECLAIMED] >= nr_to_reclaim:
-                break
+        if lru in (AA, AF):
+            if sc.may_deactivate & (1 << (lru >= IF)):
+                E.shrink_active_list(ref, rows, 0, lru, nr_to_scan, sc.stats)
+            return
+        E.shrink_inactive_list(ref, rows, 0, lru, nr_to_scan, sc.stats, self.wb)
 
-    def _account(self, stats: np.ndarray, who: str) -> None:
-        ev = self.events
-        ev[vm_event(f"pgscan_{who}")] += stats[E.S_SCANNED]
-        ev[vm_event(f"pgsteal_{who}")] += stats[E.S_RECLAIMED]
-        ev[vm_event("pgscan_file")] += stats[E.S_SCANNED]
-        ev[vm_event("pgsteal_file")] += stats[E.S_RECLAIMED]
-        ev[vm_event("pgactivate")] += stats[E.S_ACTIVATED]
-        ev[vm_event("pgdeactivate")] += stats[E.S_DEACTIVATED]
+    def shrink_lruvec(self, sc: ScanControl) -> None:
+        """Models shrink_lruvec(): scan get_scan_count's shares in batches
+        of 32 until done, or (kswapd) in proportion once enough is reclaimed."""
+        nr = self.get_scan_count(sc)
+        targets = list(nr)
+        proportional = not sc.kswapd and sc.priority == DEF_PRIORITY
+        start = sc.nr_reclaimed
+        while nr[IA] or nr[AF] or nr[IF]:
+            for lru in (IA, AA, IF, AF):
+                if nr[lru]:
+                    batch = min(nr[lru], SWAP_CLUSTER_MAX)
+                    nr[lru] -= batch
+                    self.shrink_list(lru, batch, sc)
+            if sc.nr_reclaimed - start < sc.nr_to_reclaim or proportional:
+                continue
+            nr_file, nr_anon = nr[IF] + nr[AF], nr[IA] + nr[AA]
+            if not nr_file or not nr_anon:
+                break
+            if nr_file > nr_anon:
+                stop, other = IA, IF
+                percentage = nr_anon * 100 // (targets[IA] + targets[AA] + 1)
+            else:
+                stop, other = IF, IA
+                percentage = nr_file * 100 // (targets[IF] + targets[AF] + 1)
+            nr[stop] = nr[stop + 1] = 0
+            for lru in (other, other + 1):
+                scanned = targets[lru] - nr[lru]
+                nr[lru] = targets[lru] * (100 - percentage) // 100
+                nr[lru] -= min(nr[lru], scanned)
+        if self.total_swap() > 0 and self.inactive_is_low(False):
+            rows = self._rows()
+            E.shrink_active_list(self.S.ref, rows, 0, AA, SWAP_CLUSTER_MAX, sc.stats)
+
+    def shrink_node(self, sc: ScanControl) -> None:
+        """Models shrink_node() on the one node and its one lruvec. The swap
+        writes it started complete as it ends (the device is quick next to
+        a reclaim round): their folios rotate to the inactive tail."""
+        self.prepare_scan_control(sc)
+        self.shrink_lruvec(sc)
+        E.end_swap_writeback(self.S.ref, self.wb)
+
+    def _finish(self, sc: ScanControl, who: str) -> None:
+        """The pass's swap writes complete; its counts go to vmstat."""
+        E.end_swap_writeback(self.S.ref, self.wb)
+        st, ev = sc.stats, self.events
+        anon_scanned, anon_stolen = st[E.S_SCANNED_ANON], st[E.S_RECLAIMED_ANON]
+        ev[vm_event(f"pgscan_{who}")] += st[E.S_SCANNED]
+        ev[vm_event(f"pgsteal_{who}")] += st[E.S_RECLAIMED]
+        ev[vm_event("pgscan_anon")] += anon_scanned
+        ev[vm_event("pgsteal_anon")] += anon_stolen
+        ev[vm_event("pgscan_file")] += st[E.S_SCANNED] - anon_scanned
+        ev[vm_event("pgsteal_file")] += st[E.S_RECLAIMED] - anon_stolen
+        ev[vm_event("pgactivate")] += st[E.S_ACTIVATED]
+        ev[vm_event("pgdeactivate")] += st[E.S_DEACTIVATED]
+        ev[vm_event("pgrefill")] += st[E.S_REFILL]
+        self.snapshot_refaults()
+
+    # ------------------------------------------------------------ reclaim
 
     def try_to_free_pages(self) -> int:
         """Models try_to_free_pages() -> do_try_to_free_pages(): direct
         reclaim of SWAP_CLUSTER_MAX pages, priority 12 down to 0. Returns
         the pages reclaimed."""
-        stats = np.zeros(E.NR_SCAN_STATS, dtype=np.int64)
+        sc = ScanControl(nr_to_reclaim=SWAP_CLUSTER_MAX)
         for priority in range(DEF_PRIORITY, -1, -1):
-            self.shrink_lruvec(SWAP_CLUSTER_MAX, priority, stats)
-            if stats[E.S_RECLAIMED] >= SWAP_CLUSTER_MAX:
+            sc.priority = priority
+            self.shrink_node(sc)
+            if sc.nr_reclaimed >= sc.nr_to_reclaim:
                 break
-        self._account(stats, "direct")
-        return int(stats[E.S_RECLAIMED])
+        self._finish(sc, "direct")
+        return sc.nr_reclaimed
 
     def balanced(self, highest_zoneidx: int) -> bool:
         """Models pgdat_balanced(): a zone up to the class zone passes
@@ -113,21 +299,34 @@ class Reclaim:
                 return True
         return False
 
+    def kswapd_age_node(self, sc: ScanControl) -> None:
+        """Models kswapd_age_node(): with swap, deactivate anon when the
+        inactive anon list is low."""
+        if self.total_swap() > 0 and self.inactive_is_low(False):
+            rows = self._rows()
+            E.shrink_active_list(self.S.ref, rows, 0, AA, SWAP_CLUSTER_MAX, sc.stats)
+
     def kswapd(self, highest_zoneidx: int) -> int:
-        """Models balance_pgdat(): reclaim, priority 12 down to 1, until the
-        node is balanced for the zone kswapd was woken for; the pages reclaimed.
-        A run that reclaims nothing counts a kswapd failure."""
+        """Models balance_pgdat(): reclaim until the node is balanced for the
+        zone kswapd was woken for, the priority going from 12 down to 1
+        whenever a round scanned less than its target (the high watermarks)
+        or reclaimed nothing; the pages reclaimed. A run that reclaims
+        nothing counts a kswapd failure."""
         pa = self.machine.page_alloc
-        stats = np.zeros(E.NR_SCAN_STATS, dtype=np.int64)
-        for priority in range(DEF_PRIORITY, 0, -1):
-            if self.balanced(highest_zoneidx):
-                break
-            target = sum(max(pa.wmark(z, WMARK_HIGH), SWAP_CLUSTER_MAX)
-                         for z in range(highest_zoneidx + 1) if pa.zones[z].populated)
-            self.shrink_lruvec(target, priority, stats)
-        self._account(stats, "kswapd")
-        if stats[E.S_RECLAIMED] == 0 and not self.balanced(highest_zoneidx):
+        target = sum(max(pa.wmark(z, WMARK_HIGH), SWAP_CLUSTER_MAX)
+                     for z in range(highest_zoneidx + 1) if pa.zones[z].populated)
+        sc = ScanControl(nr_to_reclaim=target, kswapd=True)
+        sc.priority = DEF_PRIORITY
+        while sc.priority >= 1 and not self.balanced(highest_zoneidx):
+            self.kswapd_age_node(sc)
+            scanned, reclaimed = int(sc.stats[E.S_SCANNED]), sc.nr_reclaimed
+            self.shrink_node(sc)                      # kswapd_shrink_node
+            raise_priority = sc.stats[E.S_SCANNED] - scanned < target
+            if raise_priority or sc.nr_reclaimed == reclaimed:
+                sc.priority -= 1
+        self._finish(sc, "kswapd")
+        if sc.nr_reclaimed == 0 and not self.balanced(highest_zoneidx):
             self.machine.kswapd_failures += 1
-        elif stats[E.S_RECLAIMED]:
+        elif sc.nr_reclaimed:
             self.machine.kswapd_failures = 0
-        return int(stats[E.S_RECLAIMED])
+        return sc.nr_reclaimed

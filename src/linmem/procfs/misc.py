@@ -52,8 +52,17 @@ def render_cpuinfo(machine) -> str:
 
 
 def render_swaps(machine) -> str:
-    """mm/swapfile.c:swap_show header (areas come with swap)."""
-    return "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
+    """mm/swapfile.c:swap_show(): a header, then a line per area: the path
+    padded to 40 columns, "partition" or "file\t", size and used KiB (a
+    second tab below 10000000), the priority."""
+    out = ["Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"]
+    kernel = machine._kernel
+    for path, kind, size, used, prio in (kernel.swap.proc_swaps() if kernel else []):
+        pad = " " * (40 - len(path) if len(path) < 40 else 1)
+        out.append(f"{path}{pad}{'partition' if kind == 'partition' else 'file' + chr(9)}\t"
+                   f"{size}\t{chr(9) if size < 10000000 else ''}"
+                   f"{used}\t{chr(9) if used < 10000000 else ''}{prio}\n")
+    return "".join(out)
 
 
 def sysctl_files(machine) -> dict[str, str]:

@@ -125,6 +125,9 @@ class Run:
             fs = self.machine.kernel.fs
             for path, size in scenario.files.items():
                 fs.create(path, size, boot=True)
+        for area in scenario.swap:                 # swapon -a at boot, in the order listed
+            a = self.machine.kernel.swap.swapon(area.path, area.size, area.priority, area.type)
+            self.event("swapon", path=a.path, type=a.kind, pages=a.pages, priority=a.priority)
 
     def push(self, time: float, kind: int, payload) -> None:
         """Queue work at ``time``; ``kind`` orders ties: 0 at-event, 1 start, 2 step."""
