@@ -282,3 +282,45 @@ def end_swap_writeback(M, wb):
         if M.flags[page] & PG_writeback:
             SS.swap_end_writeback(M, page)
     wb[0] = 0
+
+
+@njit
+def shrink_lruvec_lists(M, R, memcg, nr, nr_to_reclaim, proportional, may_deactivate, stats, wb):
+    """The loop of shrink_lruvec(): scan ``nr`` (pages per evictable list,
+    from get_scan_count) in batches of SWAP_CLUSTER_MAX, list by list (an
+    active list only where ``may_deactivate`` allows: bit 1 anon, bit 2
+    file). Unless ``proportional``, once ``nr_to_reclaim`` pages are freed
+    the smaller type stops and the larger is cut to the same fraction of
+    its target, then finished."""
+    targets = nr.copy()
+    start = stats[S_RECLAIMED]
+    ia, aa, if_, af = L.LRU_INACTIVE_ANON, L.LRU_ACTIVE_ANON, L.LRU_INACTIVE_FILE, \
+        L.LRU_ACTIVE_FILE
+    while nr[ia] or nr[af] or nr[if_]:
+        for lru in range(4):
+            if nr[lru]:
+                batch = min(nr[lru], 32)
+                nr[lru] -= batch
+                if lru == aa or lru == af:
+                    if may_deactivate & (1 << (1 if lru == af else 0)):
+                        shrink_active_list(M, R, memcg, lru, batch, stats)
+                else:
+                    shrink_inactive_list(M, R, memcg, lru, batch, stats, wb)
+        if stats[S_RECLAIMED] - start < nr_to_reclaim or proportional:
+            continue
+        nr_file = nr[if_] + nr[af]
+        nr_anon = nr[ia] + nr[aa]
+        if nr_file == 0 or nr_anon == 0:
+            break
+        if nr_file > nr_anon:
+            stop, other = ia, if_
+            percentage = nr_anon * 100 // (targets[ia] + targets[aa] + 1)
+        else:
+            stop, other = if_, ia
+            percentage = nr_file * 100 // (targets[if_] + targets[af] + 1)
+        nr[stop] = 0
+        nr[stop + 1] = 0
+        for lru in (other, other + 1):
+            scanned = targets[lru] - nr[lru]
+            nr[lru] = targets[lru] * (100 - percentage) // 100
+            nr[lru] -= min(nr[lru], scanned)

@@ -204,47 +204,17 @@ class Reclaim:
 
     # -------------------------------------------------------------- scans
 
-    def shrink_list(self, lru: int, nr_to_scan: int, sc: ScanControl) -> None:
-        """Models shrink_list()."""
-        rows = self._rows()              # first: it may register a file (a new ref)
-        ref = self.S.ref
-        if lru in (AA, AF):
-            if sc.may_deactivate & (1 << (lru >= IF)):
-                E.shrink_active_list(ref, rows, 0, lru, nr_to_scan, sc.stats)
-            return
-        E.shrink_inactive_list(ref, rows, 0, lru, nr_to_scan, sc.stats, self.wb)
-
     def shrink_lruvec(self, sc: ScanControl) -> None:
         """Models shrink_lruvec(): scan get_scan_count's shares in batches
-        of 32 until done, or (kswapd) in proportion once enough is reclaimed."""
-        nr = self.get_scan_count(sc)
-        targets = list(nr)
+        of 32 until done, or (kswapd) in proportion once enough is reclaimed
+        (the loop is compiled: linmem.engine.vmscan.shrink_lruvec_lists);
+        then, with swap, age the active anon list if the inactive is low."""
+        nr = np.array(self.get_scan_count(sc), dtype=np.int64)
         proportional = not sc.kswapd and sc.priority == DEF_PRIORITY
-        start = sc.nr_reclaimed
-        while nr[IA] or nr[AF] or nr[IF]:
-            for lru in (IA, AA, IF, AF):
-                if nr[lru]:
-                    batch = min(nr[lru], SWAP_CLUSTER_MAX)
-                    nr[lru] -= batch
-                    self.shrink_list(lru, batch, sc)
-            if sc.nr_reclaimed - start < sc.nr_to_reclaim or proportional:
-                continue
-            nr_file, nr_anon = nr[IF] + nr[AF], nr[IA] + nr[AA]
-            if not nr_file or not nr_anon:
-                break
-            if nr_file > nr_anon:
-                stop, other = IA, IF
-                percentage = nr_anon * 100 // (targets[IA] + targets[AA] + 1)
-            else:
-                stop, other = IF, IA
-                percentage = nr_file * 100 // (targets[IF] + targets[AF] + 1)
-            nr[stop] = nr[stop + 1] = 0
-            for lru in (other, other + 1):
-                scanned = targets[lru] - nr[lru]
-                nr[lru] = targets[lru] * (100 - percentage) // 100
-                nr[lru] -= min(nr[lru], scanned)
+        rows = self._rows()              # first: it may register a file (a new ref)
+        E.shrink_lruvec_lists(self.S.ref, rows, 0, nr, sc.nr_to_reclaim, proportional,
+                              sc.may_deactivate, sc.stats, self.wb)
         if self.total_swap() > 0 and self.inactive_is_low(False):
-            rows = self._rows()
             E.shrink_active_list(self.S.ref, rows, 0, AA, SWAP_CLUSTER_MAX, sc.stats)
 
     def shrink_node(self, sc: ScanControl) -> None:
