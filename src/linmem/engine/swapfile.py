@@ -95,6 +95,12 @@ def swap_count(M, slot):
 
 
 @njit
+def nr_swap_free(M):
+    """get_nr_swap_pages(): free slots in the areas that take new pages."""
+    return M.si[G_ROW, G_NR_FREE]
+
+
+@njit
 def vm_swap_full(M):
     """vm_swap_full(): more than half of the swap space is in use."""
     return M.si[G_ROW, G_NR_FREE] * 2 < M.si[G_ROW, G_TOTAL]

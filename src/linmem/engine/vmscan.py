@@ -13,8 +13,9 @@ folio (shrink_folio_list):
   mapping used once: activated; used once: PG_referenced set and kept on the
   inactive list; not used (a referenced unmapped file folio included): on;
 * an anonymous folio not yet in the swap cache gets a swap slot and enters
-  it, dirty (add_to_swap); with no free slot it is activated. Huge folios
-  and shmem are kept (XXX: not swapped);
+  it, dirty (add_to_swap); with no free slot it is activated. A huge folio
+  is split first (linmem.engine.huge_memory); shmem is kept (XXX: not
+  swapped);
 * a mapped folio is unmapped from every page table (try_to_unmap): an
   anonymous PTE becomes a swap entry;
 * a dirty file folio is marked PG_reclaim and activated for the flusher to
@@ -39,6 +40,7 @@ import numpy as np
 from linmem.engine import lru as L
 from linmem.engine import swap_state as SS
 from linmem.engine import swapfile as SW
+from linmem.engine.huge_memory import split_folio_for_reclaim
 from linmem.engine.jit import njit
 from linmem.engine.memory import _mlock_folio, folio_nr, folio_put
 from linmem.engine.readahead import NR_FILE_PAGES
@@ -141,32 +143,37 @@ def _keep(M, page, memcg, nr, stats):
 
 @njit
 def _reclaim_one(M, R, page, memcg, nr, stats, wb):
-    """shrink_folio_list() for one folio of an inactive list; True when it
-    was freed."""
+    """shrink_folio_list() for one folio of an inactive list; the pages
+    freed (0, or the folio's)."""
     flags = M.flags[page]
     file = not (flags & PG_swapbacked)
     if flags & PG_unevictable:
         _move(M, page, memcg, 0, 0, False)              # culled to its list
-        return False
+        return 0
     if flags & PG_writeback:
         _move(M, page, memcg, PG_reclaim | PG_active, 0, False)
         stats[S_ACTIVATED] += nr
-        return False
+        return 0
     ref = folio_check_references(M, R, page)
     if ref == FOLIOREF_ACTIVATE:
         _activate(M, page, memcg, nr, stats)
-        return False
+        return 0
     if ref == FOLIOREF_KEEP:
         _keep(M, page, memcg, nr, stats)
-        return False
+        return 0
     if not file and not (M.flags[page] & PG_swapcache):
-        if nr > 1 or not (M.flags[page] & PG_anon):     # XXX: THP and shmem are not swapped
+        if not (M.flags[page] & PG_anon):               # XXX: shmem is not swapped
             _keep(M, page, memcg, nr, stats)
-            return False
+            return 0
+        if nr > 1:                                      # a THP: split, swap its pages
+            if SW.nr_swap_free(M) <= 0 or not split_folio_for_reclaim(M, R, page, memcg):
+                _keep(M, page, memcg, nr, stats)
+                return 0
+            nr = 1
         slot = SW.get_swap_slot(M)                      # add_to_swap
         if slot < 0:
             _activate(M, page, memcg, nr, stats)
-            return False
+            return 0
         SS.add_to_swap_cache(M, page, slot, True)
         M.flags[page] |= PG_dirty
     if M.mapcount[page] > 0:
@@ -174,17 +181,17 @@ def _reclaim_one(M, R, page, memcg, nr, stats, wb):
         unmapped = try_to_unmap(M, R, page, slot)
         if unmapped == UNMAP_LOCKED:
             _mlock_found(M, page, memcg)
-            return False
+            return 0
         if unmapped != UNMAP_OK:
             _activate(M, page, memcg, nr, stats)
-            return False
+            return 0
     if M.flags[page] & PG_dirty:
         if file:
             _move(M, page, memcg, PG_reclaim | PG_active, PG_referenced, False)
             M.node_stat[NR_VMSCAN_IMMEDIATE] += nr
             stats[S_IMMEDIATE] += nr
             stats[S_ACTIVATED] += nr
-            return False
+            return 0
         M.flags[page] |= PG_reclaim                     # pageout
         SS.swap_writeout(M, page)
         stats[S_PAGEOUT] += nr
@@ -200,10 +207,10 @@ def _reclaim_one(M, R, page, memcg, nr, stats, wb):
                 wb[0] = n + 1
             else:
                 SS.swap_end_writeback(M, page)
-            return False
+            return 0
     if M.refcount[page] != 1:
         _keep(M, page, memcg, nr, stats)
-        return False
+        return 0
     if M.flags[page] & PG_swapcache:
         SS.delete_from_swap_cache(M, page, workingset_eviction(M, page))
         folio_put(M, page)
@@ -211,7 +218,7 @@ def _reclaim_one(M, R, page, memcg, nr, stats, wb):
     else:
         remove_mapping(M, page)
     stats[S_RECLAIMED] += nr
-    return True
+    return nr
 
 
 @njit
@@ -244,8 +251,7 @@ def shrink_inactive_list(M, R, memcg, lru, nr_to_scan, stats, wb):
         prev = M.prv[page]
         nr = folio_nr(M, page)
         scanned += nr
-        if _reclaim_one(M, R, page, memcg, nr, stats, wb):
-            reclaimed += nr
+        reclaimed += _reclaim_one(M, R, page, memcg, nr, stats, wb)
         page = prev
     stats[S_SCANNED] += scanned
     if not file:
