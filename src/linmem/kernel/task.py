@@ -135,7 +135,8 @@ class Kernel:
                   "invoker_pid": current.pid if current else 0,
                   "invoker_oom_score_adj": current.oom_score_adj if current else 0,
                   "victim": victim.pid,
-                  "victim_name": victim.comm, "reason": reason, "candidates": candidates}
+                  "victim_name": victim.comm, "victim_memcg": victim.cgroup,
+                  "reason": reason, "candidates": candidates}
         self.machine.page_alloc.S.events[vm_event("oom_kill")] += 1
         current = victim is self.current
         for listener in self.oom_listeners:      # the runner records it and ends the process

@@ -28,10 +28,19 @@ def oom_badness(kernel, task, totalpages: int) -> int:
 
 
 def oom_score(kernel, task) -> int:
-    """Models fs/proc/base.c:proc_oom_score: (1000 + badness * 1000 / totalpages) * 2 / 3."""
+    """Models fs/proc/base.c:proc_oom_score: the badness against all of RAM
+    + swap (totalram_pages() + total_swap_pages, as a global OOM uses it,
+    also on a machine whose OOM kills happen in a memory cgroup)."""
     m = kernel.machine
     totalpages = m.totalram_pages + m.total_swap_pages
-    badness = oom_badness(kernel, task, totalpages)
+    return proc_oom_score(oom_badness(kernel, task, totalpages), totalpages)
+
+
+def proc_oom_score(badness: int, totalpages: int) -> int:
+    """The number /proc/PID/oom_score shows for a badness (fs/proc/base.c
+    proc_oom_score): ``(1000 + badness * 1000 / totalpages) * 2 / 3`` in C's
+    signed long arithmetic (division towards zero), 0 for LONG_MIN
+    (oom_score_adj -1000, or no memory to free)."""
     if badness == LONG_MIN:
         return 0
     return _trunc_div((1000 + _trunc_div(badness * 1000, totalpages)) * 2, 3)
