@@ -387,14 +387,14 @@ def do_swap_page(M, V, vi, mm, pte_t, va, entry, write, memcg):
             M.flags[page] |= PG_swapbacked
             workingset_refault_anon(M, slot, page, memcg)
             L.lruvec_add_folio(M, page, 1, memcg)
-            SS.swap_read_folio(M, page)
+            SS.swap_read_folio(M, page, slot)
             M.refcount[page] = 0                     # the mapping below takes the first
         else:
             SW.swapcache_prepare(M, slot)
             SS.add_to_swap_cache(M, page, slot, False)
             workingset_refault_anon(M, slot, page, memcg)
             L.lruvec_add_folio(M, page, 1, memcg)
-            SS.swap_read_folio(M, page)
+            SS.swap_read_folio(M, page, slot)
             M.refcount[page] += 1                    # held while reading ahead
             M.ctl[C_SWAP_PEND_PAGE] = page
             if SS.swap_vma_readahead(M, mm, pte_t, va, V[vi, V_START], V[vi, V_END],

@@ -122,10 +122,13 @@ def folio_free_swap(M, page):
 # I/O
 
 @njit
-def swap_read_folio(M, page):
-    """Models swap_read_folio(): the page is read from its slot (pswpin)."""
+def swap_read_folio(M, page, slot):
+    """Models swap_read_folio(): the page is read from ``slot`` (pswpin,
+    pgpgin); reads from zram are also counted apart (they are no disk I/O)."""
     M.events[PSWPIN] += 1
     M.events[PGPGIN] += 4                          # KiB
+    if M.si[SW.swap_area(M, slot), SW.SI_FLAGS] & SW.SWP_SYNCHRONOUS_IO:
+        M.si[SW.G_ROW, SW.G_SYNC_IN] += 1
     M.flags[page] |= PG_uptodate
 
 
@@ -177,7 +180,7 @@ def swap_cache_alloc_folio(M, slot, memcg):
     add_to_swap_cache(M, page, slot, False)
     workingset_refault_anon(M, slot, page, memcg)
     L.lruvec_add_folio(M, page, 1, memcg)
-    swap_read_folio(M, page)
+    swap_read_folio(M, page, slot)
     return page, True
 
 

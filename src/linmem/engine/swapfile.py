@@ -56,6 +56,7 @@ _PAGE_SWP_EXCLUSIVE = 1 << 3       # PTE_MARKER-like bit: the page was exclusive
 # machine-wide swap state, in a spare row of si[] (MAX_SWAPFILES)
 G_ROW = MAX_SWAPFILES
 G_NR_FREE, G_TOTAL, G_CUR_AREA, G_SEQ, G_PAGE_CLUSTER = 0, 1, 2, 3, 4
+G_SYNC_IN = 5          # pages read from synchronous (zram) areas, for the time model
 
 
 @njit

@@ -81,6 +81,11 @@ class Swap:
     def free_pages(self) -> int:
         return int(self.K.si[SW.G_ROW, SW.G_NR_FREE])
 
+    @property
+    def sync_reads(self) -> int:
+        """Pages read from synchronous areas (zram) since boot."""
+        return int(self.K.si[SW.G_ROW, SW.G_SYNC_IN])
+
     def used_pages(self, area: SwapArea) -> int:
         """swap_usage_in_pages(): the slots in use."""
         return int(self.K.si[area.row, SW.SI_INUSE])

@@ -36,6 +36,7 @@ T_FORK = 50e-6
 T_EXEC = 200e-6
 _PGPGIN = vm_event("pgpgin")
 T_COPY = 0.2e-6            # a page copied to user space
+T_ZRAM = 8e-6              # a page decompressed from zram (lzo-rle), with its fault
 PAGE = 4096
 
 SEGV = -3                          # the access status of a SIGSEGV
@@ -222,13 +223,16 @@ def _access(run, proc: Proc, vas: np.ndarray, write: bool) -> float:
     kernel = run.machine.kernel
     before = kernel.mem.faults(proc.task.pid)
     events = kernel.mem.K.events
-    pgpgin = int(events[_PGPGIN])
+    pgpgin, zram_in = int(events[_PGPGIN]), kernel.swap.sync_reads
     status, where = kernel.access(proc.task, vas, write)
     after = kernel.mem.faults(proc.task.pid)
     minor, major = after[0] - before[0], after[1] - before[1]
     cost = len(vas) * T_ACCESS + minor * T_MINOR
+    zram = kernel.swap.sync_reads - zram_in          # swap-ins from zram: no disk
+    cost += zram * T_ZRAM
+    major -= min(major, zram)
     if major and kernel.mounted_fs is not None:      # the disk's time for what was read
-        read = (int(events[_PGPGIN]) - pgpgin) // 4
+        read = (int(events[_PGPGIN]) - pgpgin) // 4 - zram
         cost += kernel.mounted_fs.device.read_time(run.machine.clock, read, major)
     else:
         cost += major * T_MAJOR
