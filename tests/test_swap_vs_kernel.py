@@ -108,6 +108,7 @@ def test_swapfile_passes_read_ahead_page_cluster_pages(real):
         assert 7.95 <= m["pswpin"] / m["pgmajfault"] <= 8.0
         # every evicted page was dirtied again: written again, to a new slot
         assert m["pswpout"] >= 0.98 * PAGES and m["workingset_refault_anon"] == m["pswpin"]
+        assert m["nr_vmscan_write"] == m["pswpout"]          # real: 36946 of 36966
 
 
 def test_zram_swap_in_is_a_major_fault_per_page(real):

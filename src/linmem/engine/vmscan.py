@@ -60,6 +60,7 @@ FOLIOREF_RECLAIM, FOLIOREF_RECLAIM_CLEAN, FOLIOREF_KEEP, FOLIOREF_ACTIVATE = 0, 
 
 VM_EXEC = 0x4
 NR_VMSCAN_IMMEDIATE = node_item("nr_vmscan_immediate_reclaim")
+NR_VMSCAN_WRITE = node_item("nr_vmscan_write")
 
 
 @njit
@@ -194,6 +195,7 @@ def _reclaim_one(M, R, page, memcg, nr, stats, wb):
             return 0
         M.flags[page] |= PG_reclaim                     # pageout
         SS.swap_writeout(M, page)
+        M.node_stat[NR_VMSCAN_WRITE] += nr
         stats[S_PAGEOUT] += nr
         a = SW.swap_area(M, SS.folio_slot(M, page))
         if M.si[a, SW.SI_FLAGS] & SW.SWP_SYNCHRONOUS_IO:
