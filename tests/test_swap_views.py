@@ -16,12 +16,12 @@ import csv
 import io
 import json
 
-import numpy as np
 import pytest
 
 from linmem.cli import main
 from linmem.engine import pgtable as P
 from linmem.engine import swapfile as SW
+from linmem.mm.vmstat import vm_event
 from linmem.procfs.parse import parse_meminfo
 from linmem.workload.runner import RATE_COUNTERS, Run, write_outputs
 from linmem.workload.scenario import parse_scenario
@@ -56,6 +56,7 @@ sample: 20ms
 """
 
 PSS_SHIFT = 12
+SWAP_EVENTS = ("pswpin", "pswpout", "swap_ra", "swap_ra_hit", "pgmajfault", "pageoutrun")
 PAGE = 4096
 
 
@@ -100,14 +101,8 @@ class RecordingRun(Run):
             mm = proc.task.mm
             if mm is not None:
                 ref[pid] = reference_swap(K, mm.id, [(v.start, v.end) for v in mm.vmas.vmas()])
-        ref["events"] = {name: int(K.events[i]) for i, name in
-                         ((i, n) for i, n in enumerate(_event_names())) if name}
+        ref["events"] = {e: int(K.events[vm_event(e)]) for e in SWAP_EVENTS}
         self.reference[name] = ref
-
-
-def _event_names():
-    from linmem.mm.vmstat import VM_EVENTS
-    return VM_EVENTS
 
 
 @pytest.fixture(scope="module")
@@ -296,7 +291,7 @@ def test_status_smaps_and_rollup_show_swap_as_the_page_tables_hold_it(run):
 def test_vmstat_swap_counters_are_the_model_counters(run):
     vm = kv(run.result.snapshots["three"]["vmstat"])
     events = run.reference["three"]["events"]
-    for name in ("pswpin", "pswpout", "swap_ra", "swap_ra_hit", "pgmajfault", "pageoutrun"):
+    for name in SWAP_EVENTS:
         assert vm[name] == events[name], name
     assert vm["pswpin"] > 0 and vm["swap_ra"] > 0 and vm["swap_ra_hit"] > 0
     # a hit is a page read ahead and then faulted on: never more than were read ahead

@@ -44,8 +44,8 @@ events are the wake/sleep pair of this time, a new run is added to that pair
 (``wakes`` and ``runs`` count the runs; the zone and order become the highest
 asked; scanned and reclaimed are summed; ``priority`` is the lowest reached
 and ``balanced`` that of the last run). Any other event in between, or a
-later time, starts a new pair, so the events stay in time order and their
-number is bounded by about twice the number of steps and other events.
+later time, starts a new pair, so the events stay in time order and there
+are at most two for each step, timer or other event that woke kswapd.
 
 The timeline (``timeline.csv``) has, per sample, the time, every meminfo
 field, every /proc/vmstat counter, ``kswapd_wakes`` (cumulative) and the
@@ -122,15 +122,15 @@ class RunResult:
                         "workingset_refault_anon": ev["workingset_refault_anon"],
                         "workingset_activate_anon": ev["workingset_activate_anon"]},
             "swap": self._swap_summary(ev),
-            "rates": self._rates(),
+            "rates": self._rates(ev),
             "allocation_failures": m.page_alloc.alloc_failures,
             "panic": self.panicked or None,
             "processes": self.processes,
         }
 
-
     def _swap_summary(self, ev: dict) -> dict:
-        """Swap space and traffic: sizes in KiB, traffic in pages."""
+        """Swap space and traffic: sizes in KiB, traffic in pages. The peak
+        of swap in use is the highest seen at step ends and samples."""
         m = self.machine
         used = (m.total_swap_pages - m.nr_swap_pages) << 2
         cached = int(m.node_stat[node_item("nr_swapcached")]) << 2
@@ -139,11 +139,10 @@ class RunResult:
                 "pswpin": ev["pswpin"], "pswpout": ev["pswpout"],
                 "swap_ra": ev["swap_ra"], "swap_ra_hit": ev["swap_ra_hit"]}
 
-    def _rates(self) -> dict:
+    def _rates(self, ev: dict) -> dict:
         """Per-second rates of RATE_COUNTERS: the mean over the run and the
         peak over the timeline's intervals."""
         rows, seconds = self.timeline, self.machine.clock
-        ev = dict(vmstat_values(self.machine))
         return {name: {"mean": round(ev[name] / seconds, 3) if seconds > 0 else 0.0,
                        "peak": max((r[f"{name}_rate"] for r in rows), default=0.0)}
                 for name in RATE_COUNTERS}
@@ -289,28 +288,33 @@ class Run:
             S.do_exit(self, proc, 0, signal=9)
 
     def _kswapd(self, what: str, info: dict) -> None:
-        """kswapd woke or went to sleep: an event, coalesced with the pair
-        just recorded when nothing else happened since at this time (see
-        the module's docstring)."""
-        ev = self.result.events
-        now = round(self.machine.clock, 9)
+        """kswapd woke or went to sleep (PageAllocator.kswapd_listeners): an
+        event, or an addition to the pair just recorded when nothing else
+        happened since at this time (the rule in the module's docstring)."""
         if what == "wake":
             self.result.kswapd_wakes += 1
-            pair = ev[-2:] if len(ev) >= 2 else []
-            if (len(pair) == 2 and pair[0]["event"] == "kswapd_wake"
-                    and pair[1]["event"] == "kswapd_sleep" and pair[1]["time"] == now):
-                self._kswapd_pair = pair
-                wake = pair[0]
-                wake["wakes"] += 1
-                if self.machine.page_alloc.zone_names.index(info["zone"]) > \
-                        self.machine.page_alloc.zone_names.index(wake["zone"]):
-                    wake["zone"] = info["zone"]
-                wake["order"] = max(wake["order"], info["order"])
-                return
-            self._kswapd_pair = None
-            self.event("kswapd_wake", zone=info["zone"], order=info["order"], wakes=1)
+            self._kswapd_wake(info)
+        else:
+            self._kswapd_sleep(info)
+
+    def _kswapd_wake(self, info: dict) -> None:
+        ev, now = self.result.events, round(self.machine.clock, 9)
+        pair = ev[-2:]
+        if [e["event"] for e in pair] == ["kswapd_wake", "kswapd_sleep"] \
+                and pair[1]["time"] == now:
+            wake = pair[0]
+            wake["wakes"] += 1
+            zones = self.machine.page_alloc.zone_names
+            if zones.index(info["zone"]) > zones.index(wake["zone"]):
+                wake["zone"] = pair[1]["zone"] = info["zone"]
+            wake["order"] = max(wake["order"], info["order"])
+            self._kswapd_pair = pair
             return
-        pair = getattr(self, "_kswapd_pair", None)
+        self._kswapd_pair = None
+        self.event("kswapd_wake", zone=info["zone"], order=info["order"], wakes=1)
+
+    def _kswapd_sleep(self, info: dict) -> None:
+        pair, self._kswapd_pair = self._kswapd_pair, None
         if pair is None:
             self.event("kswapd_sleep", zone=info["zone"], runs=1, scanned=info["scanned"],
                        reclaimed=info["reclaimed"], priority=info["priority"],
@@ -321,11 +325,9 @@ class Run:
         sleep["scanned"] += info["scanned"]
         sleep["reclaimed"] += info["reclaimed"]
         if info["priority"] is not None:
-            sleep["priority"] = info["priority"] if sleep["priority"] is None \
-                else min(sleep["priority"], info["priority"])
+            sleep["priority"] = min(p for p in (sleep["priority"], info["priority"])
+                                    if p is not None)
         sleep["balanced"] = info["balanced"]
-        sleep["zone"] = pair[0]["zone"]
-        self._kswapd_pair = None
 
     def _note_swap(self) -> None:
         """Peaks of swap use: the machine's (SwapTotal - SwapFree) and each
