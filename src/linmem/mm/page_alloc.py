@@ -114,6 +114,7 @@ class PageAllocator:
         self.alloc_failures = 0
         self.reclaim = None          # linmem.mm.vmscan.Reclaim, once there is anything to reclaim
         self.out_of_memory = None    # the OOM killer: (order, gfp) -> True when it freed memory
+        self.kswapd_listeners: list = []   # called with ("wake"|"sleep", dict) around each run
 
     # ------------------------------------------------------------------ boot
 
@@ -309,18 +310,38 @@ class PageAllocator:
         """Let kswapd act on pending wake requests: balance_pgdat
         (linmem.mm.vmscan) for the highest zone asked for, counted in
         pageoutrun; a round ends by clearing every watermark boost (its
-        "if (boosted)" epilogue).
+        "if (boosted)" epilogue). ``kswapd_listeners`` hear of each run:
+        ("wake", zone and order asked) before it, ("sleep", pages scanned and
+        reclaimed, the final priority, whether the node is balanced) after.
 
         XXX: kswapd runs here, right after the allocation that woke it.
         """
         if not self.S.kswapd_wake.any():
             return
         highest = int(np.flatnonzero(self.S.kswapd_wake).max())
+        order = int(self.S.kswapd_wake[highest]) - 1      # a boosted-watermark wake asks order 0
         self.S.kswapd_wake[:] = 0
         self.S.events[vm_event("pageoutrun")] += 1
+        if self.kswapd_listeners:
+            self._kswapd_trace("wake", {"zone": self.zone_names[highest], "order": max(order, 0)})
+        ev = self.S.events
+        scanned, stolen = int(ev[vm_event("pgscan_kswapd")]), int(ev[vm_event("pgsteal_kswapd")])
         if self.reclaim is not None:
             self.reclaim.kswapd(highest)
         self.S.zs[:, B.ZS_BOOST] = 0
+        if self.kswapd_listeners:
+            self._kswapd_trace("sleep", {
+                "zone": self.zone_names[highest],
+                "scanned": int(ev[vm_event("pgscan_kswapd")]) - scanned,
+                "reclaimed": int(ev[vm_event("pgsteal_kswapd")]) - stolen,
+                "priority": getattr(self.reclaim, "kswapd_priority", None),
+                "balanced": bool(self.reclaim.balanced(highest)) if self.reclaim else None})
+
+    def _kswapd_trace(self, what: str, info: dict) -> None:
+        """The tracepoints mm_vmscan_kswapd_wake and mm_vmscan_kswapd_sleep:
+        each listener is called with ("wake" | "sleep", info)."""
+        for listener in self.kswapd_listeners:
+            listener(what, info)
 
     def free_pages(self, pfn: int, order: int, cpu: int = 0) -> None:
         """Free a block allocated with ``alloc_pages`` (models __free_pages())."""

@@ -299,4 +299,5 @@ class Reclaim:
             self.machine.kswapd_failures += 1
         elif sc.nr_reclaimed:
             self.machine.kswapd_failures = 0
+        self.kswapd_priority = sc.priority        # where the run ended (kswapd_sleep event)
         return sc.nr_reclaimed

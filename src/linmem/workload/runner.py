@@ -35,6 +35,23 @@ status 1 (as a program that checks malloc does); a bad access kills it with
 SIGSEGV. When reclaim cannot find a page the OOM killer kills the process
 of highest badness (an ``oom_kill`` event lists every candidate).
 
+kswapd's runs are events too: ``kswapd_wake`` (the zone and order that woke
+it) and ``kswapd_sleep`` (pages scanned and reclaimed, the final priority,
+whether the node ended balanced). The clock does not move inside a step, and
+one ``touch`` step over a large region may wake kswapd thousands of times, so
+consecutive runs at the same simulated time are coalesced: while the last two
+events are the wake/sleep pair of this time, a new run is added to that pair
+(``wakes`` and ``runs`` count the runs; the zone and order become the highest
+asked; scanned and reclaimed are summed; ``priority`` is the lowest reached
+and ``balanced`` that of the last run). Any other event in between, or a
+later time, starts a new pair, so the events stay in time order and there
+are at most two for each step, timer or other event that woke kswapd.
+
+The timeline (``timeline.csv``) has, per sample, the time, every meminfo
+field, every /proc/vmstat counter, ``kswapd_wakes`` (cumulative) and the
+per-second rates over the interval since the previous sample of swap
+traffic, faults and reclaim (``pswpin_rate`` ...; see ``RATE_COUNTERS``).
+
 Outputs are collected in memory (:class:`RunResult`) and written by
 :func:`write_outputs` into a fresh directory that replaces the target only once
 complete, so a run that fails leaves nothing half-written.
@@ -55,6 +72,7 @@ from pathlib import Path
 from linmem.errors import InputError
 from linmem.kernel.machine import Machine
 from linmem.mm.oom_kill import KernelPanic
+from linmem.mm.vmstat import node_item
 from linmem.procfs.meminfo import meminfo_fields
 from linmem.procfs.pagecache import pagecache_json
 from linmem.procfs.tree import proc_files, write_tree
@@ -62,6 +80,8 @@ from linmem.procfs.vmstat import vmstat_values
 from linmem.workload import steps as S
 
 T_SAMPLE_EPS = 1e-12
+RATE_COUNTERS = ("pswpin", "pswpout", "pgmajfault", "pgscan_kswapd", "pgsteal_kswapd",
+                 "pgscan_direct", "pgsteal_direct")
 
 
 @dataclass
@@ -76,6 +96,8 @@ class RunResult:
     processes: list[dict] = field(default_factory=list)
     pagecache: dict[str, str] = field(default_factory=dict)   # "" (final) or snapshot -> json
     panicked: str = ""                                        # why the kernel panicked, if it did
+    kswapd_wakes: int = 0
+    swap_peak_kb: int = 0                                     # SwapTotal - SwapFree, at its peak
 
     def summary(self) -> dict:
         """Totals of the run (summary.json)."""
@@ -95,17 +117,46 @@ class RunResult:
                         "pgscan_kswapd": ev["pgscan_kswapd"], "pgsteal_kswapd": ev["pgsteal_kswapd"],
                         "pgscan_direct": ev["pgscan_direct"], "pgsteal_direct": ev["pgsteal_direct"],
                         "workingset_refault_file": ev["workingset_refault_file"],
-                        "workingset_activate_file": ev["workingset_activate_file"]},
+                        "workingset_activate_file": ev["workingset_activate_file"],
+                        "kswapd_wakes": self.kswapd_wakes,
+                        "workingset_refault_anon": ev["workingset_refault_anon"],
+                        "workingset_activate_anon": ev["workingset_activate_anon"]},
+            "swap": self._swap_summary(ev),
+            "rates": self._rates(ev),
             "allocation_failures": m.page_alloc.alloc_failures,
             "panic": self.panicked or None,
             "processes": self.processes,
         }
 
+    def _swap_summary(self, ev: dict) -> dict:
+        """Swap space and traffic: sizes in KiB, traffic in pages. The peak
+        of swap in use is the highest seen at step ends and samples."""
+        m = self.machine
+        used = (m.total_swap_pages - m.nr_swap_pages) << 2
+        cached = int(m.node_stat[node_item("nr_swapcached")]) << 2
+        return {"total_kb": m.total_swap_pages << 2, "used_kb": used,
+                "peak_used_kb": max(self.swap_peak_kb, used), "cached_kb": cached,
+                "pswpin": ev["pswpin"], "pswpout": ev["pswpout"],
+                "swap_ra": ev["swap_ra"], "swap_ra_hit": ev["swap_ra_hit"]}
 
-def _sample(machine: Machine) -> dict:
+    def _rates(self, ev: dict) -> dict:
+        """Per-second rates of RATE_COUNTERS: the mean over the run and the
+        peak over the timeline's intervals."""
+        rows, seconds = self.timeline, self.machine.clock
+        return {name: {"mean": round(ev[name] / seconds, 3) if seconds > 0 else 0.0,
+                       "peak": max((r[f"{name}_rate"] for r in rows), default=0.0)}
+                for name in RATE_COUNTERS}
+
+
+def _sample(machine: Machine, previous: dict | None, kswapd_wakes: int) -> dict:
+    """One timeline row: meminfo, vmstat, kswapd wakes, and the rates since ``previous``."""
     row = {"time": round(machine.clock, 6)}
     row.update({label.rstrip(":"): kb for label, kb in meminfo_fields(machine)})
     row.update(dict(vmstat_values(machine)))
+    row["kswapd_wakes"] = kswapd_wakes
+    dt = row["time"] - previous["time"] if previous else 0.0
+    for name in RATE_COUNTERS:
+        row[f"{name}_rate"] = round((row[name] - previous[name]) / dt, 3) if dt > 0 else 0.0
     return row
 
 
@@ -120,7 +171,10 @@ class Run:
         self.order = 0
         self.next_sample = 0.0
         self.procs: dict[int, S.Proc] = {}
+        self.peak_swap_kb: dict[int, int] = {}     # pid -> highest VmSwap seen
+        self._kswapd_pair = None                   # the wake/sleep pair a run is added to
         self.machine.kernel.oom_listeners.append(self._oom_kill)
+        self.machine.page_alloc.kswapd_listeners.append(self._kswapd)
         if scenario.files:
             fs = self.machine.kernel.fs
             for path, size in scenario.files.items():
@@ -156,7 +210,9 @@ class Run:
         self._advance(self.machine.clock)
         self.result.final = proc_files(self.machine)
         self.result.pagecache[""] = pagecache_json(self.machine)
-        self.result.processes = [p.summary() for p in self.procs.values()]
+        self._note_swap()
+        self.result.processes = [{**p.summary(), "peak_swap_kb": self.peak_swap_kb.get(pid, 0)}
+                                 for pid, p in self.procs.items()]
         return self.result
 
     def _advance(self, time: float) -> None:
@@ -170,7 +226,9 @@ class Run:
                 m.run_timers(timer)
             elif self.next_sample <= time + T_SAMPLE_EPS:
                 m.clock = max(m.clock, self.next_sample)
-                self.result.timeline.append(_sample(m))
+                rows = self.result.timeline
+                rows.append(_sample(m, rows[-1] if rows else None, self.result.kswapd_wakes))
+                self._note_swap()
                 self.next_sample += self.scenario.sample
             else:
                 break
@@ -216,6 +274,7 @@ class Run:
         if proc.done or proc.blocked:
             return
         cost = S.run_step(self, proc)
+        self._note_swap()
         if not proc.done and not proc.blocked:
             self.push(self.machine.clock + cost, 2, proc)
 
@@ -227,6 +286,63 @@ class Run:
         proc = self.procs.get(victim.pid)
         if proc is not None and not current:
             S.do_exit(self, proc, 0, signal=9)
+
+    def _kswapd(self, what: str, info: dict) -> None:
+        """kswapd woke or went to sleep (PageAllocator.kswapd_listeners): an
+        event, or an addition to the pair just recorded when nothing else
+        happened since at this time (the rule in the module's docstring)."""
+        if what == "wake":
+            self.result.kswapd_wakes += 1
+            self._kswapd_wake(info)
+        else:
+            self._kswapd_sleep(info)
+
+    def _kswapd_wake(self, info: dict) -> None:
+        ev, now = self.result.events, round(self.machine.clock, 9)
+        pair = ev[-2:]
+        if [e["event"] for e in pair] == ["kswapd_wake", "kswapd_sleep"] \
+                and pair[1]["time"] == now:
+            wake = pair[0]
+            wake["wakes"] += 1
+            zones = self.machine.page_alloc.zone_names
+            if zones.index(info["zone"]) > zones.index(wake["zone"]):
+                wake["zone"] = pair[1]["zone"] = info["zone"]
+            wake["order"] = max(wake["order"], info["order"])
+            self._kswapd_pair = pair
+            return
+        self._kswapd_pair = None
+        self.event("kswapd_wake", zone=info["zone"], order=info["order"], wakes=1)
+
+    def _kswapd_sleep(self, info: dict) -> None:
+        pair, self._kswapd_pair = self._kswapd_pair, None
+        if pair is None:
+            self.event("kswapd_sleep", zone=info["zone"], runs=1, scanned=info["scanned"],
+                       reclaimed=info["reclaimed"], priority=info["priority"],
+                       balanced=info["balanced"])
+            return
+        sleep = pair[1]
+        sleep["runs"] += 1
+        sleep["scanned"] += info["scanned"]
+        sleep["reclaimed"] += info["reclaimed"]
+        if info["priority"] is not None:
+            sleep["priority"] = min(p for p in (sleep["priority"], info["priority"])
+                                    if p is not None)
+        sleep["balanced"] = info["balanced"]
+
+    def _note_swap(self) -> None:
+        """Peaks of swap use: the machine's (SwapTotal - SwapFree) and each
+        live process's VmSwap, seen at step ends and samples."""
+        m = self.machine
+        self.result.swap_peak_kb = max(self.result.swap_peak_kb,
+                                       (m.total_swap_pages - m.nr_swap_pages) << 2)
+        if not m.total_swap_pages:
+            return
+        mem = m.kernel.mem
+        for proc in self.procs.values():
+            if proc.task.mm is not None:
+                swap_kb = mem.rss(proc.task.mm.id)[2] << 2
+                if swap_kb > self.peak_swap_kb.get(proc.task.pid, 0):
+                    self.peak_swap_kb[proc.task.pid] = swap_kb
 
     def wake(self, proc: "S.Proc") -> None:
         """A blocked process may go on (its child exited)."""
