@@ -18,6 +18,8 @@ from linmem.engine import buddy as B
 from linmem.engine import filemap as F
 from linmem.engine import lru as L
 from linmem.engine import page_writeback as PW
+from linmem.engine import readahead as R
+from linmem.engine import shmem as SH
 from linmem.engine import swap_state as SS
 from linmem.engine import swapfile as SW
 from linmem.engine.jit import njit
@@ -153,11 +155,18 @@ def folio_put(M, head):
 def truncate_file(M, fid):
     """Models truncate_inode_pages(): every cached page of the file leaves the
     cache (freed once no mapping holds it any more); dirty pages are
-    cancelled (folio_cancel_dirty). The caller has waited for writeback."""
+    cancelled (folio_cancel_dirty). The caller has waited for writeback. A
+    shmem page swapped out gives its swap slot back, and its swap-cache
+    folio goes too when nothing maps it (shmem_undo_range -> shmem_free_swap
+    -> free_swap_and_cache)."""
     M.shadow[M.f_base[fid]:M.f_base[fid] + M.f_npages[fid]] = 0    # shadows go too
     for pgoff in range(M.f_npages[fid]):
         slot = M.f_base[fid] + pgoff
         page = np.int64(M.pc[slot])
+        if R.pc_is_swap(page):
+            M.pc[slot] = -1
+            free_swap_and_cache(M, R.pc_swap_slot(page))
+            continue
         if page < 0:
             continue
         PW.folio_cancel_dirty(M, page)
@@ -244,8 +253,11 @@ def do_file_page(M, V, vi, mm, pte_t, va, write, memcg):
     """Models do_read_fault()/do_cow_fault()/do_shared_fault() over the page
     cache (linmem.engine.filemap): a read tries fault-around first; then
     filemap_fault finds the page (starting readahead ahead of the reader when
-    it is marked) or reads it, with read-around, as a major fault. A write to
-    a private mapping copies the page into a new anonymous one."""
+    it is marked) or reads it, with read-around, as a major fault. shmem
+    (shmem_fault) has no readahead: its page is cached, or read back from
+    swap (a major fault unless the swap cache still has it), or a new zeroed
+    one. A write to a private mapping copies the page into a new anonymous
+    one."""
     fid = V[vi, V_FILE]
     pgoff = V[vi, V_PGOFF] + ((va - V[vi, V_START]) >> PAGE_SHIFT)
     if pgoff >= M.f_npages[fid]:
@@ -255,11 +267,13 @@ def do_file_page(M, V, vi, mm, pte_t, va, write, memcg):
     if M.ra[fid, F.RA_SHMEM]:
         if not write and F.do_fault_around(M, V, vi, mm, pte_t, va):
             return MINOR
-        page = F.find_get_page(M, fid, pgoff)
-        if page < 0:                                 # shmem_fault: a new zeroed page
-            page = F.shmem_get_page(M, fid, pgoff, memcg)
-            if page < 0:
-                return NEED_PAGE
+        # shmem_fault: the cached page, a swapped-out one read back (major
+        # unless still in the swap cache), or a new zeroed one for a hole
+        st, page, major = SH.shmem_get_folio(M, fid, pgoff, SH.SGP_CACHE, memcg)
+        if st != OK:
+            return st
+        if major:
+            result = MAJOR
     else:
         st, page, major = F.filemap_fault(M, V, vi, mm, pte_t, va, pgoff, write, memcg)
         if st != OK:

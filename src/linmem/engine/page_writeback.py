@@ -17,7 +17,8 @@ Writeback moves pages from dirty to under writeback (``nr_dirty`` down,
 ``nr_writeback`` up; still write-pending) and, when the device has written
 them, ends it (``nr_writeback`` down, ``nr_written`` up). shmem/tmpfs pages
 are swap-backed: marking them dirty accounts nothing (noop_dirty_folio) and
-they are never written back here.
+they are never written back here; reclaim writes them to swap
+(``linmem.engine.shmem``).
 
 Per file, ``M.fstat[file]``: the capacity of its slice of the page cache
 index, its dirty and writeback page counts, and ``dirtied_when``.
@@ -26,9 +27,10 @@ Linux 6.18's write_begin looks folios up with FGP_WRITEBEGIN, which has no
 FGP_ACCESSED, and generic_perform_write does not call folio_mark_accessed: a
 write leaves the LRU state of a folio alone (the real kernel shows it:
 tests/data/realkernel/writeback-6.18.json).
-shmem differs (shmem_get_folio_gfp with SGP_WRITE): a new page starts
-referenced, an existing one is marked accessed, so a tmpfs file written
-twice is active.
+shmem differs (shmem_get_folio_gfp with SGP_WRITE, in
+``linmem.engine.shmem.shmem_perform_write``): a new page starts referenced,
+an existing one is marked accessed, so a tmpfs file written twice is active,
+and a page swapped out is read back first.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from linmem.engine.readahead import PGPGIN, RA_SHMEM, find_get_page
 from linmem.engine.jit import njit
 from linmem.engine.workingset import workingset_refault
 from linmem.engine.pgtable import C_NOW_US, KIND_USER, NEED_PAGE, OK, alloc_frame
-from linmem.mm.frames import (PG_active, PG_dirty, PG_lru, PG_reclaim, PG_referenced,
+from linmem.mm.frames import (PG_active, PG_dirty, PG_lru, PG_reclaim,
                               PG_swapbacked, PG_uptodate, PG_writeback)
 from linmem.mm.vmstat import node_item, vm_event, zone_item
 
@@ -138,24 +140,21 @@ def grab_page(M, fid, index, read, memcg, progress):
 @njit
 def generic_perform_write(M, fid, start, end, head_partial, tail_partial, old_npages,
                           memcg, progress):
-    """Models generic_perform_write() over pages [start, end) of a file whose
-    pages before ``old_npages`` hold data on disk. ``head_partial`` and
-    ``tail_partial``: the write covers the first/last page only in part.
-    Resumable: ``progress`` holds the next page, the pages newly dirtied and
-    the pages read first (W_INDEX, W_DIRTIED, W_READ)."""
+    """Models generic_perform_write() over pages [start, end) of a file (not
+    shmem: linmem.engine.shmem.shmem_perform_write) whose pages before
+    ``old_npages`` hold data on disk. ``head_partial`` and ``tail_partial``:
+    the write covers the first/last page only in part. Resumable:
+    ``progress`` holds the next page, the pages newly dirtied and the pages
+    read first (W_INDEX, W_DIRTIED, W_READ)."""
     for index in range(progress[W_INDEX], end):
         page = find_get_page(M, fid, index)
         if page < 0:
             partial = (index == start and head_partial) or (index == end - 1 and tail_partial)
-            read = partial and index < old_npages and not M.ra[fid, RA_SHMEM]
+            read = partial and index < old_npages
             page = grab_page(M, fid, index, read, memcg, progress)   # block_write_begin
             if page < 0:
                 progress[W_INDEX] = index
                 return NEED_PAGE
-            if M.ra[fid, RA_SHMEM]:                  # shmem_get_folio_gfp(SGP_WRITE)
-                M.flags[page] |= PG_referenced
-        elif M.ra[fid, RA_SHMEM]:
-            folio_mark_accessed(M, page)
         progress[W_DIRTIED] += folio_mark_dirty(M, page)
     progress[W_INDEX] = end
     return OK

@@ -83,13 +83,46 @@ def file_ra_state_init(row: np.ndarray) -> None:
     row[RA_PAGES] = VM_READAHEAD_PAGES
 
 
+# A page-cache slot ``M.pc[f_base[file] + index]`` holds the pfn of the cached
+# page, -1 for none, or, in a shmem file whose page went to swap, the swap
+# entry in its place (the kernel's xarray value entry): -(slot + 2).
+PC_NONE = -1
+
+
+@njit
+def pc_is_swap(entry):
+    """xa_is_value(): the slot holds a swap entry, not a page."""
+    return entry <= -2
+
+
+@njit
+def pc_swap_slot(entry):
+    """radix_to_swp_entry(): the swap slot of a value entry."""
+    return -np.int64(entry) - 2
+
+
+@njit
+def pc_swap_entry(slot):
+    """swp_to_radix_entry(): the value entry for a swap slot."""
+    return -np.int64(slot) - 2
+
+
+@njit
+def filemap_get_entry(M, fid, index):
+    """Models filemap_get_entry(): what the slot holds (a pfn, -1, or a swap
+    entry); -1 beyond the end of the file."""
+    if index < 0 or index >= M.f_npages[fid]:
+        return np.int64(PC_NONE)
+    return np.int64(M.pc[M.f_base[fid] + index])
+
+
 @njit
 def find_get_page(M, fid, index):
-    """The cached page of (file, index), or -1 (filemap_get_folio); nothing
-    is cached beyond the end of the file."""
-    if index < 0 or index >= M.f_npages[fid]:
-        return np.int64(-1)
-    return np.int64(M.pc[M.f_base[fid] + index])
+    """The cached page of (file, index), or -1 (filemap_get_folio): a swap
+    entry of a shmem file is not a cached page; nothing is cached beyond the
+    end of the file."""
+    entry = filemap_get_entry(M, fid, index)
+    return entry if entry >= 0 else np.int64(PC_NONE)
 
 
 @njit

@@ -56,7 +56,12 @@ _PAGE_SWP_EXCLUSIVE = 1 << 3       # PTE_MARKER-like bit: the page was exclusive
 # machine-wide swap state, in a spare row of si[] (MAX_SWAPFILES)
 G_ROW = MAX_SWAPFILES
 G_NR_FREE, G_TOTAL, G_CUR_AREA, G_SEQ, G_PAGE_CLUSTER = 0, 1, 2, 3, 4
-G_SYNC_IN = 5          # pages read from synchronous (zram) areas, for the time model
+# swap_cluster_readahead's machine-wide state (swapin_nr_pages): the hits on
+# readahead pages since the last window (swapin_readahead_hits, 4 at boot),
+# the offset of the last miss without hits and the last window
+G_RA_HITS, G_RA_PREV_OFFSET, G_RA_LAST_PAGES = 5, 6, 7
+SWAPIN_READAHEAD_HITS_INIT = 4
+G_SYNC_IN = 8          # pages read from synchronous (zram) areas, for the time model
 
 
 @njit

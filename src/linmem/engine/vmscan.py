@@ -14,17 +14,19 @@ folio (shrink_folio_list):
   inactive list; not used (a referenced unmapped file folio included): on;
 * an anonymous folio not yet in the swap cache gets a swap slot and enters
   it, dirty (add_to_swap); with no free slot it is activated. A huge folio
-  is split first (linmem.engine.huge_memory); shmem is kept (XXX: not
-  swapped);
+  is split first (linmem.engine.huge_memory);
 * a mapped folio is unmapped from every page table (try_to_unmap): an
-  anonymous PTE becomes a swap entry;
+  anonymous PTE becomes a swap entry, a file or shmem PTE is cleared;
 * a dirty file folio is marked PG_reclaim and activated for the flusher to
-  write (nr_vmscan_immediate_reclaim); a dirty swap-cache folio is written
-  (pageout -> swap_writeout, pswpout). On a synchronous device (zram) the
+  write (nr_vmscan_immediate_reclaim); a dirty shmem folio moves from its
+  file's page cache to the swap cache (pageout -> shmem_writeout,
+  linmem.engine.shmem; no swap slot: activated); a dirty swap-cache folio
+  is written (swap_writeout, pswpout). On a synchronous device (zram) the
   write is done at once and the folio is freed now; otherwise it stays under
   writeback, and its end rotates it to the inactive tail;
 * a clean folio nobody else holds is freed: out of its file's page cache or
-  the swap cache, leaving a shadow entry (workingset_eviction).
+  the swap cache, leaving a shadow entry (workingset_eviction); a clean
+  shmem folio (a hole a read fault filled) leaves its file with no shadow.
 
 Each batch notes its cost (lru_note_cost): the pages written x 32 plus the
 pages scanned but not reclaimed. The active lists are scanned from their
@@ -38,11 +40,13 @@ from __future__ import annotations
 import numpy as np
 
 from linmem.engine import lru as L
+from linmem.engine import shmem as SH
 from linmem.engine import swap_state as SS
 from linmem.engine import swapfile as SW
 from linmem.engine.huge_memory import split_folio_for_reclaim
 from linmem.engine.jit import njit
 from linmem.engine.memory import _mlock_folio, folio_nr, folio_put
+from linmem.engine.filemap import NR_SHMEM
 from linmem.engine.readahead import NR_FILE_PAGES
 from linmem.engine.rmap import (UNMAP_LOCKED, UNMAP_OK, VM_LOCKED, folio_referenced,
                                 try_to_unmap)
@@ -117,7 +121,11 @@ def remove_mapping(M, page):
     fid = M.mapping[page]
     slot = M.f_base[fid] + M.index[page]
     M.pc[slot] = -1
-    M.shadow[slot] = workingset_eviction(M, page)
+    if M.flags[page] & PG_swapbacked:                # shmem: not on a file LRU, no shadow
+        M.shadow[slot] = 0
+        M.node_stat[NR_SHMEM] -= 1
+    else:
+        M.shadow[slot] = workingset_eviction(M, page)
     M.node_stat[NR_FILE_PAGES] -= 1
     folio_put(M, page)
 
@@ -162,10 +170,7 @@ def _reclaim_one(M, R, page, memcg, nr, stats, wb):
     if ref == FOLIOREF_KEEP:
         _keep(M, page, memcg, nr, stats)
         return 0
-    if not file and not (M.flags[page] & PG_swapcache):
-        if not (M.flags[page] & PG_anon):               # XXX: shmem is not swapped
-            _keep(M, page, memcg, nr, stats)
-            return 0
+    if (M.flags[page] & PG_anon) and not (M.flags[page] & PG_swapcache):
         if nr > 1:                                      # a THP: split, swap its pages
             if SW.nr_swap_free(M) <= 0 or not split_folio_for_reclaim(M, R, page, memcg):
                 _keep(M, page, memcg, nr, stats)
@@ -193,6 +198,9 @@ def _reclaim_one(M, R, page, memcg, nr, stats, wb):
             stats[S_IMMEDIATE] += nr
             stats[S_ACTIVATED] += nr
             return 0
+        if not (M.flags[page] & PG_swapcache) and not SH.shmem_writeout(M, page):
+            _activate(M, page, memcg, nr, stats)        # shmem redirtied: AOP_WRITEPAGE_ACTIVATE
+            return 0
         M.flags[page] |= PG_reclaim                     # pageout
         SS.swap_writeout(M, page)
         M.node_stat[NR_VMSCAN_WRITE] += nr
@@ -216,9 +224,10 @@ def _reclaim_one(M, R, page, memcg, nr, stats, wb):
     if M.flags[page] & PG_swapcache:
         SS.delete_from_swap_cache(M, page, workingset_eviction(M, page))
         folio_put(M, page)
-        stats[S_RECLAIMED_ANON] += nr
     else:
         remove_mapping(M, page)
+    if not file:
+        stats[S_RECLAIMED_ANON] += nr
     stats[S_RECLAIMED] += nr
     return nr
 

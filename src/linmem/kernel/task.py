@@ -196,9 +196,13 @@ class Kernel:
 
     def try_to_unuse(self, lo: int, n: int) -> None:
         """Models try_to_unuse() for swapoff of the slots [lo, lo + n): every
-        address space's swap entries there are read back, then the swap cache
-        lets go of the area. OutOfMemory when memory does not suffice."""
+        shmem file's swapped-out pages there (shmem_unuse) and every address
+        space's swap entries are read back, then the swap cache lets go of
+        the area. OutOfMemory when memory does not suffice."""
         from linmem.engine.memory import drop_swap_cache_range
+        from linmem.engine.readahead import RA_SHMEM
+        for fid in np.flatnonzero(self.mem.K.ra[:, RA_SHMEM]):     # shmem_unuse
+            self.mem.shmem_unuse(int(fid), lo, lo + n)
         seen = set()
         for task in list(self.tasks.values()):
             mm = task.mm
@@ -418,8 +422,9 @@ class Kernel:
 
     def madvise_willneed(self, vma, start: int, end: int) -> None:
         """Models madvise_willneed(): on a file mapping, POSIX_FADV_WILLNEED of
-        the file range mapped at [start, end) (linmem.mm.fadvise); shmem and
-        anonymous memory would read back swapped-out pages (no swap yet)."""
+        the file range mapped at [start, end) (linmem.mm.fadvise). XXX: on
+        shmem and anonymous memory the kernel starts reading swapped-out
+        pages back (shmem_swapin_range, swapin_walk_pmd_entry); not here."""
         from linmem.engine.readahead import RA_SHMEM
         from linmem.mm.fadvise import madvise_willneed
         fid = self.file_id(vma.file)

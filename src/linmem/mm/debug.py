@@ -166,8 +166,12 @@ def check_page_cache(machine) -> None:
       once; the lists add up to the node's nr_{in,}active_{anon,file} and
       nr_unevictable;
     * every cached page belongs to its file at its index and is on an LRU
-      list; the cached pages are nr_file_pages (so Cached + Buffers +
-      SwapCached = file pages), the swap-backed ones nr_shmem;
+      list; the cached pages and the swap cache's are nr_file_pages (so
+      Cached + Buffers + SwapCached = file pages), the swap-backed cached
+      ones nr_shmem, the swap cache's nr_swapcached;
+    * a shmem page swapped out (a swap entry in its file's slot) holds a
+      reference on a slot in use, and its swap-cache folio, if any, is in no
+      page cache;
     * dirty and writeback pages are nr_dirty and nr_writeback, per file too,
       and their sum is the zones' nr_zone_write_pending.
     """
@@ -175,7 +179,7 @@ def check_page_cache(machine) -> None:
     from linmem.engine.filemap import RA_SHMEM
     from linmem.engine.lru import NR_INACTIVE_ANON, NR_LRU_LISTS
     from linmem.engine.page_writeback import FS_DIRTY, FS_WRITEBACK
-    from linmem.mm.frames import PG_dirty, PG_lru, PG_swapbacked, PG_writeback
+    from linmem.mm.frames import PG_dirty, PG_lru, PG_swapbacked, PG_swapcache, PG_writeback
     from linmem.mm.vmstat import node_item, zone_item
 
     K = machine.page_alloc.S
@@ -194,9 +198,15 @@ def check_page_cache(machine) -> None:
         raise AssertionError(f"LRU lists hold {counts.sum(axis=0).tolist()} pages, "
                              f"the node counters say {lists.tolist()}")
     cached = shmem = dirty = writeback = 0
+    swap_refs = np.zeros(K.swap_map.shape[0], dtype=np.int64)
     for fid in range(K.f_base.shape[0]):
         base, n = int(K.f_base[fid]), int(K.f_npages[fid])
         slots = K.pc[base:base + n].astype(np.int64)
+        swapped = -slots[slots <= -2] - 2
+        if len(swapped):
+            if swapped.max() >= len(swap_refs):
+                raise AssertionError(f"file {fid}: a swap entry names no swap slot")
+            np.add.at(swap_refs, swapped, 1)
         index = np.flatnonzero(slots >= 0)
         pages = slots[index]
         if (K.mapping[pages] != fid).any() or (K.index[pages] != index).any():
@@ -204,6 +214,8 @@ def check_page_cache(machine) -> None:
         if not (K.flags[pages] & PG_lru).all():
             raise AssertionError(f"file {fid}: a cached page is on no LRU list")
         flags = K.flags[pages]
+        if (flags & PG_swapcache).any():
+            raise AssertionError(f"file {fid}: a cached page is in the swap cache too")
         d = int(((flags & PG_dirty) != 0).sum()) if not K.ra[fid, RA_SHMEM] else 0
         w = int(((flags & PG_writeback) != 0).sum())
         if (d, w) != (int(K.fstat[fid, FS_DIRTY]), int(K.fstat[fid, FS_WRITEBACK])):
@@ -213,8 +225,17 @@ def check_page_cache(machine) -> None:
         shmem += int(((flags & PG_swapbacked) != 0).sum())
         dirty += d
         writeback += w
-    expect = {"nr_file_pages": cached, "nr_shmem": shmem, "nr_dirty": dirty,
-              "nr_writeback": writeback}
+    swapcached = int((K.swap_cache != 0).sum())
+    if len(swap_refs):
+        from linmem.engine.swapfile import COUNT_MASK, SWAP_HAS_CACHE
+        counts = (K.swap_map & COUNT_MASK).astype(np.int64)
+        held = np.flatnonzero(swap_refs)
+        if (counts[held] < swap_refs[held]).any():
+            raise AssertionError("a shmem swap entry's slot counts fewer references than it has")
+        if ((K.swap_map & SWAP_HAS_CACHE) != 0).sum() < swapcached:
+            raise AssertionError("a swap-cache folio's slot lacks SWAP_HAS_CACHE")
+    expect = {"nr_file_pages": cached + swapcached, "nr_shmem": shmem, "nr_dirty": dirty,
+              "nr_writeback": writeback, "nr_swapcached": swapcached}
     for name, value in expect.items():
         if int(node[node_item(name)]) != value:
             raise AssertionError(f"{name} is {int(node[node_item(name)])}, the page cache "

@@ -26,7 +26,9 @@ File faults go through the page cache with fault-around and readahead
 (``linmem.engine.filemap``).
 
 Shared anonymous memory is a shmem object: a page cache of zeroed,
-swap-backed pages (Shmem), freed when its last mapping goes.
+swap-backed pages (Shmem), freed when its last mapping goes. Under memory
+pressure its pages, like those of tmpfs files, go to swap and come back on
+the next fault, read or write (``linmem.engine.shmem``).
 
 Deviations from Linux (``XXX``): LRU additions are not batched per CPU, a
 PTE-mapped THP subpage is always copied on a write fault, shmem has no huge
@@ -44,6 +46,7 @@ from linmem.engine import page_writeback as PW
 from linmem.engine import pgtable as P
 from linmem.engine import lru as L
 from linmem.engine import readahead as R
+from linmem.engine import shmem as SH
 from linmem.engine import swapfile as SW
 from linmem.engine.lru import NR_LRU_LISTS
 from linmem.mm import gfp as G
@@ -62,6 +65,7 @@ def _swap_info(page_cluster: int) -> np.ndarray:
     si = np.zeros((SW.MAX_SWAPFILES + 1, SW.NR_SI), dtype=np.int64)
     si[SW.G_ROW, SW.G_CUR_AREA] = -1
     si[SW.G_ROW, SW.G_PAGE_CLUSTER] = page_cluster
+    si[SW.G_ROW, SW.G_RA_HITS] = SW.SWAPIN_READAHEAD_HITS_INIT
     return si
 
 
@@ -275,8 +279,8 @@ class MemoryModel:
         offsets = np.ascontiguousarray(offsets, dtype=np.int64)
         counts = np.ascontiguousarray(np.broadcast_to(counts, offsets.shape), dtype=np.int64)
         prog = np.zeros(5, dtype=np.int64)
-        self.run_resumable(lambda K: F.filemap_read_calls(K, fid, isize, offsets, counts, prog,
-                                                          memcg))
+        calls = SH.shmem_read_calls if self.K.ra[fid, F.RA_SHMEM] else F.filemap_read_calls
+        self.run_resumable(lambda K: calls(K, fid, isize, offsets, counts, prog, memcg))
 
     def run_resumable(self, call):
         """Run a compiled ``call(K)`` -> (status, position) to the end, getting it
@@ -291,6 +295,9 @@ class MemoryModel:
         """write(2) over pages [start, end) (generic_perform_write); the file
         must already be big enough. Returns (pages newly dirtied, pages read)."""
         progress = np.array([start, 0, 0], dtype=np.int64)
+        if self.K.ra[fid, F.RA_SHMEM]:                 # shmem_write_begin: SGP_WRITE
+            return self._run_progress(progress, lambda K: SH.shmem_perform_write(
+                K, fid, start, end, memcg, progress))
         return self._run_progress(progress, lambda K: PW.generic_perform_write(
             K, fid, start, end, head_partial, tail_partial, old_npages, memcg, progress))
 
@@ -337,6 +344,19 @@ class MemoryModel:
             self._resumable(lambda M: (E.unuse_vmas(M, vmas, mm, lo, hi, progress, 0), 0))
         finally:
             self._release_prealloc()
+
+    def shmem_unuse(self, fid: int, lo: int, hi: int) -> None:
+        """swapoff's shmem_unuse_inode(): the pages of a shmem file swapped
+        out to slots [lo, hi) come back into its page cache (OutOfMemory
+        when they cannot)."""
+        progress = np.zeros(1, dtype=np.int64)
+        self.run_resumable(lambda M: (SH.shmem_unuse_file(M, fid, lo, hi, progress, 0), 0))
+
+    def shmem_swapped(self, fid: int, start: int = 0, end: int | None = None) -> int:
+        """Pages of indices [start, end) of a shmem file that are swapped out
+        (shmem_partial_swap_usage)."""
+        end = int(self.K.f_npages[fid]) if end is None else end
+        return int(SH.shmem_partial_swap_usage(self.K.ref, fid, start, end))
 
     def truncate(self, fid: int) -> None:
         """Drop a file's page cache (a shmem object's pages when it goes)."""

@@ -179,8 +179,28 @@ def thp_eligible(kernel, vma) -> int:
 
 
 def vma_stats(kernel, task, vma):
-    return T.smaps_stats(kernel.mem.K, task.mm.id, vma.start, vma.end,
-                         bool(vma.flags & VM_LOCKED))
+    stats = T.smaps_stats(kernel.mem.K, task.mm.id, vma.start, vma.end,
+                          bool(vma.flags & VM_LOCKED))
+    stats[T.SWAP] += shmem_swap(kernel, task, vma) * 4096
+    return stats
+
+
+def shmem_swap(kernel, task, vma) -> int:
+    """Models smap_gather_stats() for a shmem mapping: its file's pages in
+    the mapped range that are swapped out count in Swap (shmem_swap_usage;
+    never in SwapPss, which only swap PTEs feed). A private writable mapping
+    counts only those its page table has no entry for (smaps_pte_hole)."""
+    from linmem.engine.readahead import RA_SHMEM
+    from linmem.engine.shmem import shmem_swap_holes
+    from linmem.mm.vma import VM_SHARED, VM_WRITE
+    fid = kernel.file_id(vma.file) if vma.file is not None else -1
+    K = kernel.mem.K
+    if fid < 0 or not K.ra[fid, RA_SHMEM]:
+        return 0
+    pages = (vma.end - vma.start) >> 12
+    if vma.flags & VM_SHARED or not vma.flags & VM_WRITE:
+        return kernel.mem.shmem_swapped(fid, vma.pgoff, vma.pgoff + pages)
+    return int(shmem_swap_holes(K.ref, task.mm.id, fid, vma.start, vma.end, vma.pgoff))
 
 
 def render_smaps(kernel, task) -> str:
