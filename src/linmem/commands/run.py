@@ -81,6 +81,7 @@ def _print_summary(result, out) -> None:
         table.add_row(z.name, str(z.spanned), str(z.present), str(int(pa.managed[z.zid])),
                       str(pa.nr_free_pages(z.zid)), *marks)
     console.print(table)
+    _print_reclaim(console, m)
     if result.processes:
         procs = Table("pid", "name", "minor faults", "major faults", "peak RSS kB", "exit",
                       box=None)
@@ -91,6 +92,23 @@ def _print_summary(result, out) -> None:
     _print_kernel_log(console, result.events)
     if out:
         console.print(f"outputs written to {out}/ (try: linmem free --proc {out}/proc)")
+
+
+def _print_reclaim(console, machine) -> None:
+    """One line on reclaim and one per swap area, when there was any."""
+    from linmem.mm.vmstat import vm_event
+    ev = machine.page_alloc.S.events
+    n = {name: int(ev[vm_event(name)]) for name in (
+        "pgscan_kswapd", "pgsteal_kswapd", "pgscan_direct", "pgsteal_direct", "pswpin",
+        "pswpout", "oom_kill")}
+    if any(n.values()):
+        console.print(f"reclaim: kswapd scanned {n['pgscan_kswapd']} pages, freed "
+                      f"{n['pgsteal_kswapd']}; direct reclaim scanned {n['pgscan_direct']}, "
+                      f"freed {n['pgsteal_direct']}; swapped out {n['pswpout']}, in "
+                      f"{n['pswpin']}; OOM kills {n['oom_kill']}")
+    kernel = machine._kernel
+    for path, kind, size, used, prio in (kernel.swap.proc_swaps() if kernel else []):
+        console.print(f"swap {path} ({kind}, priority {prio}): {size} kB, {used} kB used")
 
 
 def _print_kernel_log(console, events) -> None:
