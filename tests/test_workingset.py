@@ -94,3 +94,36 @@ def test_unlink_drops_the_shadows_with_the_file(machine):
     k.unlink(task, "/data/big")
     assert int(np.count_nonzero(K.shadow[base:base + inode.npages])) == 0
     m.check_invariants()
+
+
+def test_shadow_nodes_are_bounded_by_the_shrinker():
+    """Streaming ten times the memory through the cache: the xarray nodes
+    holding only shadow entries stay near present pages / 8 (count_shadow_
+    nodes' limit), the excess freed oldest first (workingset_nodereclaim), so
+    the first files' evictions are forgotten and their re-reads are not
+    refaults."""
+    from linmem.workload.runner import run_scenario
+    from linmem.workload.scenario import parse_scenario
+    files = ", ".join(f"/data/f{i}: 256MiB" for i in range(5))
+    reads = "\n".join(f"      - read: {{file: /data/f{i}}}" for i in range(5))
+    sc = parse_scenario(f"""
+machine: {{ram: 128MiB}}
+files: {{{files}}}
+processes:
+  - name: reader
+    program: cat
+    steps:
+{reads}
+      - snapshot: once
+{reads}
+""", "stream.yaml")
+    result = run_scenario(sc)
+    result.machine.check_invariants()
+    K = result.machine.page_alloc.S
+    limit = int(K.zs[:, 3].sum()) >> 3
+    for snap in (result.snapshots["once"], result.final):
+        vm = {k: int(v) for k, v in (line.split() for line in snap["vmstat"].splitlines())}
+        assert limit <= vm["workingset_nodes"] <= limit + 64
+        assert vm["workingset_nodereclaim"] > 0
+    assert int(np.count_nonzero(K.shadow)) <= (limit + 64) * 64
+    assert vm["workingset_refault_file"] < 64            # all forgotten before the re-reads

@@ -24,11 +24,22 @@ file list, plus the inactive file list for anon refaults, plus the active
 anon list (and the inactive anon list for file refaults) while there is free
 swap. A restored page's refault is a cost of its type (lru_note_cost_refault).
 
-XXX: no shadow-node shrinker (workingset_nodes stays 0); one lruvec per
-memcg on one node; the eviction clock is not coarsened into buckets.
+Shadow entries cost memory (the xarray nodes that hold them), so a
+shrinker bounds them: once the nodes holding only shadows exceed
+present pages / 8 (a worst-case density of 1/8 of 64 slots: ~1.8% of
+memory), each reclaim round frees half the excess, oldest first
+(count_shadow_nodes, scan_shadow_nodes, shadow_lru_isolate:
+workingset_nodes, workingset_nodereclaim). The nodes are counted from the
+page cache when enough pages were evicted since the last count to matter
+(linmem.mm.vmscan); workingset_nodes is the count then.
+
+XXX: one lruvec per memcg on one node; the eviction clock is not coarsened
+into buckets; swap shadows (kept in the swap table in 6.18) are not shrunk.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from linmem.engine import lru as L
 from linmem.engine.jit import njit
@@ -121,3 +132,55 @@ def workingset_refault_anon(M, swap_slot, page, memcg):
         return
     M.swap_shadow[swap_slot] = 0
     _refault(M, shadow, page, memcg, 0)
+
+
+# --------------------------------------------------------------------------
+# the shadow-node shrinker
+
+XA_CHUNK_SHIFT = 6
+XA_CHUNK_SIZE = 1 << XA_CHUNK_SHIFT
+WORKINGSET_NODES = node_item("workingset_nodes")
+WORKINGSET_NODERECLAIM = node_item("workingset_nodereclaim")
+
+
+@njit
+def shadow_nodes(M, fids, chunks, stamps):
+    """The page-cache xarray nodes (64 slots of a file) that hold shadow
+    entries and no page, as workingset_update_node() would have listed them:
+    their file and chunk in ``fids``/``chunks``, and the clock of their
+    newest shadow in ``stamps`` (arrays at least as long as the count).
+    Returns how many."""
+    n = 0
+    for fid in range(M.f_base.shape[0]):
+        base = M.f_base[fid]
+        for c in range((M.f_npages[fid] + XA_CHUNK_SIZE - 1) >> XA_CHUNK_SHIFT):
+            lo = base + (c << XA_CHUNK_SHIFT)
+            hi = min(lo + XA_CHUNK_SIZE, base + M.f_npages[fid])
+            newest = np.int64(-1)
+            only_shadows = True
+            for slot in range(lo, hi):
+                if M.pc[slot] != -1:
+                    only_shadows = False
+                    break
+                if M.shadow[slot] != 0:
+                    newest = max(newest, (M.shadow[slot] - 1) >> 1)
+            if only_shadows and newest >= 0:
+                if n < fids.shape[0]:
+                    fids[n], chunks[n], stamps[n] = fid, c, newest
+                n += 1
+    return n
+
+
+@njit
+def free_shadow_nodes(M, fids, chunks, order, nr):
+    """Models shadow_lru_isolate() for the ``nr`` nodes first in ``order``:
+    their shadow entries go (workingset_nodereclaim)."""
+    for k in range(nr):
+        i = order[k]
+        fid = fids[i]
+        lo = M.f_base[fid] + (chunks[i] << XA_CHUNK_SHIFT)
+        hi = min(lo + XA_CHUNK_SIZE, M.f_base[fid] + M.f_npages[fid])
+        for slot in range(lo, hi):
+            M.shadow[slot] = 0
+        M.node_stat[WORKINGSET_NODERECLAIM] += 1
+        M.node_stat[WORKINGSET_NODES] -= 1

@@ -40,9 +40,10 @@ device time of the writes is not simulated; a synchronous device, zram,
 completes them at once). Counters: pgscan/pgsteal (kswapd, direct, anon, file),
 pgactivate, pgdeactivate, pgrefill, allocstall, pageoutrun, pswpout.
 
-XXX: kswapd runs as soon as it is woken, in the waker's time; no shrinkers
-(slab), no memcg iteration (one lruvec), PGDAT_WRITEBACK/PGDAT_DIRTY are not
-tracked (kswapd never writes file pages, as the kernel prefers).
+XXX: kswapd runs as soon as it is woken, in the waker's time; the only
+shrinker is the workingset's (no slab); no memcg iteration (one lruvec);
+PGDAT_WRITEBACK/PGDAT_DIRTY are not tracked (kswapd never writes file pages,
+as the kernel prefers).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ import numpy as np
 from linmem.engine import lru as L
 from linmem.engine import swapfile as SW
 from linmem.engine import vmscan as E
+from linmem.engine.buddy import ZS_PRESENT
 from linmem.mm.mmzone import WMARK_HIGH
 from linmem.mm.vmstat import node_item, vm_event
 
@@ -111,6 +113,8 @@ class Reclaim:
         self.events = self.S.events
         self.rmap = rmap                       # linmem.mm.rmap.RmapIndex, or None
         self.wb = np.zeros(WB_BUFFER + 1, dtype=np.int64)
+        self._shadow_nodes = 0           # shadow-only nodes at the last count
+        self._shadow_clock = 0           # the nonresident clock then
 
     # ------------------------------------------------------------ helpers
 
@@ -218,12 +222,37 @@ class Reclaim:
             E.shrink_active_list(self.S.ref, rows, 0, AA, SWAP_CLUSTER_MAX, sc.stats)
 
     def shrink_node(self, sc: ScanControl) -> None:
-        """Models shrink_node() on the one node and its one lruvec. The swap
-        writes it started complete as it ends (the device is quick next to
-        a reclaim round): their folios rotate to the inactive tail."""
+        """Models shrink_node() on the one node and its one lruvec, then
+        shrink_slab (the shadow-node shrinker). The swap writes it started
+        complete as it ends (the device is quick next to a reclaim round):
+        their folios rotate to the inactive tail."""
         self.prepare_scan_control(sc)
         self.shrink_lruvec(sc)
+        self.shrink_shadow_nodes()
         E.end_swap_writeback(self.S.ref, self.wb)
+
+    def shrink_shadow_nodes(self) -> None:
+        """Models the workingset shadow shrinker (count_shadow_nodes,
+        scan_shadow_nodes with seeks 0: half the excess per round). Nodes
+        holding only shadows become new only by evictions, each of which
+        ticks the nonresident clock: while the nodes last counted plus the
+        ticks since cannot pass the limit, nothing is counted."""
+        from linmem.engine import workingset as W
+        limit = int(self.S.zs[:, ZS_PRESENT].sum()) >> (W.XA_CHUNK_SHIFT - 3)   # node_present_pages
+        clock = int(self.S.nonresident[0])
+        if self._shadow_nodes + clock - self._shadow_clock <= limit:
+            return
+        cap = self._shadow_nodes + clock - self._shadow_clock + 1
+        fids, chunks, stamps = (np.zeros(cap, dtype=np.int64) for _ in range(3))
+        ref = self.S.ref
+        nodes = int(W.shadow_nodes(ref, fids, chunks, stamps))
+        n = min(nodes, cap)
+        self.S.node_stat[W.WORKINGSET_NODES] = nodes
+        if nodes > limit:
+            order = np.argsort(stamps[:n], kind="stable")
+            W.free_shadow_nodes(ref, fids, chunks, order, min((nodes - limit) // 2, n))
+        self._shadow_nodes = int(self.S.node_stat[W.WORKINGSET_NODES])
+        self._shadow_clock = clock
 
     def _finish(self, sc: ScanControl, who: str) -> None:
         """The pass's swap writes complete; its counts go to vmstat."""
