@@ -40,6 +40,9 @@ device time of the writes is not simulated; a synchronous device, zram,
 completes them at once). Counters: pgscan/pgsteal (kswapd, direct, anon, file),
 pgactivate, pgdeactivate, pgrefill, allocstall, pageoutrun, pswpout.
 
+With ``machine: {lru: mglru}`` shrink_node runs the multi-gen LRU instead
+(linmem.mm.lru_gen).
+
 XXX: kswapd runs as soon as it is woken, in the waker's time; no shrinkers
 (slab), no memcg iteration (one lruvec), PGDAT_WRITEBACK/PGDAT_DIRTY are not
 tracked (kswapd never writes file pages, as the kernel prefers).
@@ -111,6 +114,10 @@ class Reclaim:
         self.events = self.S.events
         self.rmap = rmap                       # linmem.mm.rmap.RmapIndex, or None
         self.wb = np.zeros(WB_BUFFER + 1, dtype=np.int64)
+        self.lru_gen = None
+        if machine.lru == "mglru":                  # the multi-gen LRU instead of the lists
+            from linmem.mm.lru_gen import LruGen
+            self.lru_gen = LruGen(self)
 
     # ------------------------------------------------------------ helpers
 
@@ -251,6 +258,9 @@ class Reclaim:
         """Models shrink_node() on the one node and its one lruvec. The swap
         writes it started complete as it ends (the device is quick next to
         a reclaim round): their folios rotate to the inactive tail."""
+        if self.lru_gen is not None:
+            self.lru_gen.shrink_node(sc)            # lru_gen_shrink_node
+            return
         self.prepare_scan_control(sc)
         self.shrink_lruvec(sc)
         E.end_swap_writeback(self.S.ref, self.wb)
@@ -301,8 +311,9 @@ class Reclaim:
 
     def kswapd_age_node(self, sc: ScanControl) -> None:
         """Models kswapd_age_node(): with swap, deactivate anon when the
-        inactive anon list is low."""
-        if self.total_swap() > 0 and self.inactive_is_low(False):
+        inactive anon list is low. (MGLRU: lru_gen_age_node, nothing to do
+        without min_ttl_ms.)"""
+        if self.lru_gen is None and self.total_swap() > 0 and self.inactive_is_low(False):
             rows = self._rows()
             E.shrink_active_list(self.S.ref, rows, 0, AA, SWAP_CLUSTER_MAX, sc.stats)
 
