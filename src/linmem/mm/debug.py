@@ -217,7 +217,8 @@ def check_page_cache(machine) -> None:
         shmem += int(((flags & PG_swapbacked) != 0).sum())
         dirty += d
         writeback += w
-    expect = {"nr_file_pages": cached, "nr_shmem": shmem, "nr_dirty": dirty,
+    swapcached = int(node[node_item("nr_swapcached")])     # swap-cache pages are file pages
+    expect = {"nr_file_pages": cached + swapcached, "nr_shmem": shmem, "nr_dirty": dirty,
               "nr_writeback": writeback}
     for name, value in expect.items():
         if int(node[node_item(name)]) != value:
