@@ -51,13 +51,14 @@ from linmem.engine.mm_inline import (LG_AVG_REFAULTED, LG_AVG_TOTAL, LG_EVICTED,
                                      LRU_GEN_BATCH, LRU_REFS_FLAGS, MAX_NR_GENS, MAX_NR_TIERS,
                                      MIN_NR_GENS, folio_lru_gen, folio_type, lru_gen_from_seq,
                                      tier_idx)
-from linmem.engine.pgtable import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_SPECIAL,
-                                   C_NOW_US, PAGE_SHIFT, PMD_SHIFT, PTRS_PER_TABLE, pte_pfn)
+from linmem.engine.pgtable import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PSE,
+                                   _PAGE_SPECIAL, C_NOW_US, PAGE_SHIFT, PMD_SHIFT,
+                                   PTRS_PER_TABLE, pte_pfn)
 from linmem.engine.rmap import (R_END, R_FLAGS, R_MM, R_START, VM_LOCKED, VM_SEQ_READ,
                                 _address, _entry, _rows, rmap_key)
 from linmem.engine.vmscan import (FOLIOREF_ACTIVATE, FOLIOREF_KEEP, FOLIOREF_RECLAIM,
-                                  S_RECLAIMED, S_RECLAIMED_ANON, S_REFILL, S_SCANNED,
-                                  S_SCANNED_ANON, _mlock_found, reclaim_referenced)
+                                  S_REFILL, S_SCANNED, S_SCANNED_ANON, _mlock_found,
+                                  reclaim_referenced)
 from linmem.mm.frames import (LRU_GEN_MASK, LRU_GEN_PGOFF, LRU_REFS_MASK, LRU_REFS_WIDTH,
                               PG_active, PG_anon, PG_dirty, PG_lru, PG_reclaim, PG_referenced,
                               PG_swapbacked, PG_swapcache, PG_unevictable, PG_workingset,
@@ -138,7 +139,8 @@ def lru_gen_look_around(M, memcg, t, i, start_i, end_i, new_gen):
         if k == i:
             continue
         e = M.pt[t, k]
-        if not (e & _PAGE_PRESENT) or (e & _PAGE_SPECIAL) or not (e & _PAGE_ACCESSED):
+        if not (e & _PAGE_PRESENT) or (e & (_PAGE_SPECIAL | _PAGE_PSE)) or \
+                not (e & _PAGE_ACCESSED):
             continue
         pfn = pte_pfn(e)
         if pfn >= M.flags.shape[0]:
@@ -189,6 +191,8 @@ def lru_gen_check_references(M, R, page):
                 continue
             M.pt[t, i] = e & ~np.int64(_PAGE_ACCESSED)
             referenced += 1
+            if e & _PAGE_PSE:
+                continue                            # a PMD: no look-around (pvmw.pte only)
             # the look-around covers this PTE table, inside the VMA
             tbl_start = (va >> PMD_SHIFT) << PMD_SHIFT
             lo_va = max(tbl_start, R[r, R_START])
