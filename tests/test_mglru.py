@@ -7,6 +7,9 @@
   and 3, while an anonymous working set used between the reads stays
   resident: read(2) pages enter the oldest generation, faulted pages a
   young one, and a young PTE found by eviction promotes;
+* tiers: a file read five times through read(2) survives a stream; read
+  twice it does not, until its refaults make the PID controller protect
+  its tier;
 * anon + streaming reads by swappiness: read(2) pages are evicted from the
   oldest generation without aging, so the anon stays young and nothing is
   swapped at any swappiness; with the file mapped (young when faulted) 0
@@ -145,6 +148,52 @@ processes:
     assert reads == [file_pages] * 3
     # the working set (4096 pages) is not thrashed: few swap-ins per pass
     assert vm[2]["pswpin"] < 0.1 * 4096, vm[2]["pswpin"]
+
+
+# ------------------------------------------------------ tiers
+
+def _hot_and_streams(steps: str) -> tuple[list[int], dict[str, int]]:
+    sc = parse_scenario(f"""
+machine: {{ram: 128MiB, lru: mglru}}
+files: {{/data/hot: 16MiB, /data/s1: 256MiB, /data/s2: 256MiB}}
+processes:
+  - name: r
+    program: cat
+    steps:
+{steps}""", "tiers.yaml")
+    result = run_scenario(sc)
+    result.machine.check_invariants()
+    reads = [e["pages_read_from_disk"] for e in result.events if e["event"] == "read"]
+    return reads, _vm(result.final["vmstat"])
+
+
+def _reads(*paths: str) -> str:
+    return "".join(f"      - read: {{file: /data/{p}}}\n" for p in paths)
+
+
+@pytest.mark.parametrize("times", (2, 4, 5))
+def test_a_file_read_five_times_is_the_workingset(times):
+    """read(2) pages stay in the oldest generation; their accesses only
+    raise their tier (PG_referenced, 2 refs bits, then PG_workingset). With
+    no refaults yet the controller protects no tier, so a 16 MiB file read
+    2 or 4 times is evicted by a 256 MiB stream; read 5 times (every bit
+    set) it is the workingset, lazily promoted by sort_folio: it survives.
+    (The classic LRU activates it on the second read.)"""
+    reads, _ = _hot_and_streams(_reads(*["hot"] * times, "s1", "hot"))
+    assert reads[:times + 1] == [4096] + [0] * (times - 1) + [65536]
+    assert reads[-1] == (0 if times >= 5 else 4096)
+
+
+def test_the_pid_controller_protects_a_tier_that_refaulted():
+    """The hot file read twice is evicted by the first stream (tier 1, no
+    feedback yet); its refaults are recent and count in tier 1's
+    refaulted[], more than tier 0's (the stream's pages never come back),
+    so get_tier_idx protects tier 1 and up: read twice again, it survives
+    the second stream (sorted one generation up: pgrefill)."""
+    reads, vm = _hot_and_streams(_reads("hot", "hot", "s1", "hot", "hot", "s2", "hot"))
+    assert reads == [4096, 0, 65536, 4096, 0, 65536, 0]
+    assert vm["workingset_refault_file"] >= 4096
+    assert vm["pgrefill"] >= 4096
 
 
 # ------------------------------------------------------ swappiness
