@@ -7,12 +7,13 @@ flags, where a folio enters, refs and tiers, shadows) are
 generation: max_seq + 1. A type that already has MAX_NR_GENS generations
 first retires its oldest (inc_min_seq: its folios move up one generation,
 counted as protected in their tier). The active/inactive counters move with
-the generations (the two youngest are active). linmem ages without the
-page-table walk of every mm (walk_mm; the kernel's lru_gen/enabled without
-0x0002): folios used through page tables are found by the reverse map when
-eviction reaches them, and lru_gen_look_around then promotes the young
-neighbours of the PTE found (up to 64 PTEs of the same table) to max_seq
-(folio_update_gen: the first time only PG_referenced).
+the generations (the two youngest are active). Before, the page tables of
+every mm are walked (walk_mm, lru_gen/enabled 0x0002, on by default on
+x86): each young PTE is cleared and its folio promoted to the current
+max_seq (folio_update_gen: a folio seen young the first time only gets
+PG_referenced). Between walks, eviction finds page-table accesses through
+the reverse map, and lru_gen_look_around promotes the young neighbours of
+the PTE found (up to 64 PTEs of the same table) the same way.
 
 **Eviction** (evict_folios) scans the oldest generation of one type
 (scan_folios, from the tail), the type chosen by get_type_to_scan:
@@ -52,8 +53,8 @@ from linmem.engine.mm_inline import (LG_AVG_REFAULTED, LG_AVG_TOTAL, LG_EVICTED,
                                      MIN_NR_GENS, folio_lru_gen, folio_type, lru_gen_from_seq,
                                      tier_idx)
 from linmem.engine.pgtable import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PSE,
-                                   _PAGE_SPECIAL, C_NOW_US, PAGE_SHIFT, PMD_SHIFT,
-                                   PTRS_PER_TABLE, pte_pfn)
+                                   _PAGE_SPECIAL, _PAGE_TABLE, C_NOW_US, PAGE_SHIFT, PMD_SHIFT,
+                                   PTRS_PER_TABLE, pte_pfn, walk_pmd)
 from linmem.engine.rmap import (R_END, R_FLAGS, R_MM, R_START, VM_LOCKED, VM_SEQ_READ,
                                 _address, _entry, _rows, rmap_key)
 from linmem.engine.vmscan import (FOLIOREF_ACTIVATE, FOLIOREF_KEEP, FOLIOREF_RECLAIM,
@@ -136,28 +137,33 @@ def lru_gen_look_around(M, memcg, t, i, start_i, end_i, new_gen):
             start_i = i - MIN_LRU_BATCH // 2
             end_i = i + MIN_LRU_BATCH // 2
     for k in range(start_i, end_i):
-        if k == i:
-            continue
-        e = M.pt[t, k]
-        if not (e & _PAGE_PRESENT) or (e & (_PAGE_SPECIAL | _PAGE_PSE)) or \
-                not (e & _PAGE_ACCESSED):
-            continue
-        pfn = pte_pfn(e)
-        if pfn >= M.flags.shape[0]:
-            continue
-        folio = folio_head(M, pfn)
-        if not (M.flags[folio] & PG_lru) or M.memcg[folio] != memcg or \
-                folio_lru_gen(M, folio) < 0:
-            continue
-        M.pt[t, k] = e & ~np.int64(_PAGE_ACCESSED)
-        if (e & _PAGE_DIRTY) and not (M.flags[folio] & PG_dirty) and \
-                not ((M.flags[folio] & PG_anon) and (M.flags[folio] & PG_swapbacked) and
-                     not (M.flags[folio] & PG_swapcache)):
-            if M.flags[folio] & PG_anon:
-                M.flags[folio] |= PG_dirty
-            else:
-                PW.folio_mark_dirty(M, folio)
-        folio_update_gen(M, memcg, folio, new_gen)
+        if k != i:
+            _update_young(M, memcg, t, k, new_gen)
+
+
+@njit
+def _update_young(M, memcg, t, k, new_gen):
+    """One PTE of a walk or look-around: if young, clear it and promote its
+    folio (walk_update_folio with a walk: folio_update_gen)."""
+    e = M.pt[t, k]
+    if not (e & _PAGE_PRESENT) or (e & (_PAGE_SPECIAL | _PAGE_PSE)) or \
+            not (e & _PAGE_ACCESSED):
+        return
+    pfn = pte_pfn(e)
+    if pfn >= M.flags.shape[0]:
+        return
+    folio = folio_head(M, pfn)
+    if not (M.flags[folio] & PG_lru) or M.memcg[folio] != memcg or folio_lru_gen(M, folio) < 0:
+        return
+    M.pt[t, k] = e & ~np.int64(_PAGE_ACCESSED)
+    if (e & _PAGE_DIRTY) and not (M.flags[folio] & PG_dirty) and \
+            not ((M.flags[folio] & PG_anon) and (M.flags[folio] & PG_swapbacked) and
+                 not (M.flags[folio] & PG_swapcache)):
+        if M.flags[folio] & PG_anon:
+            M.flags[folio] |= PG_dirty
+        else:
+            PW.folio_mark_dirty(M, folio)
+    folio_update_gen(M, memcg, folio, new_gen)
 
 
 @njit
@@ -373,10 +379,44 @@ def inc_max_seq(M, memcg, swappiness):
 
 
 @njit
-def try_to_inc_max_seq(M, memcg, max_seq, swappiness):
-    """Models try_to_inc_max_seq() without the mm walk."""
+def walk_mm(M, R, memcg, new_gen):
+    """Models walk_mm() over every mm (the kernel's mm_list): in each VMA
+    with recency (not VM_SEQ_READ/VM_RAND_READ, not VM_LOCKED), every young
+    PTE is cleared and its folio promoted to ``new_gen`` (folio_update_gen:
+    a folio seen young the first time only gets PG_referenced); a dirty PTE
+    dirties its file folio. Rows of ``R`` that repeat a VMA (one per
+    anon_vma of its chain) find the young bits already cleared."""
+    for r in range(R.shape[0]):
+        flags = R[r, R_FLAGS]
+        if flags & (VM_SEQ_READ | VM_RAND_READ | VM_LOCKED):
+            continue
+        mm = R[r, R_MM]
+        va = R[r, R_START]
+        end = R[r, R_END]
+        while va < end:
+            nxt = min(((va >> PMD_SHIFT) + 1) << PMD_SHIFT, end)
+            pmd_t, _st = walk_pmd(M, mm, va, False)
+            if pmd_t >= 0:
+                pe = M.pt[pmd_t, (va >> PMD_SHIFT) & (PTRS_PER_TABLE - 1)]
+                if (pe & _PAGE_TABLE) and not (pe & _PAGE_PSE):
+                    t = pe >> PAGE_SHIFT
+                    for i in range((va >> PAGE_SHIFT) & (PTRS_PER_TABLE - 1),
+                                   (((nxt - 1) >> PAGE_SHIFT) & (PTRS_PER_TABLE - 1)) + 1):
+                        _update_young(M, memcg, t, i, new_gen)
+            va = nxt
+
+
+@njit
+def try_to_inc_max_seq(M, R, memcg, max_seq, swappiness):
+    """Models try_to_inc_max_seq(): walk the mms for young PTEs (into the
+    current max_seq), then inc_max_seq.
+
+    XXX: every PTE table of every VMA is walked; the kernel's Bloom filters
+    skip the tables where the previous walk (or the look-around) found few
+    young PTEs, and its PMD walk ages PMD-mapped THPs (not here)."""
     if max_seq < M.lrugen[memcg, LG_MAX_SEQ]:
         return False
+    walk_mm(M, R, memcg, lru_gen_from_seq(max_seq))
     return inc_max_seq(M, memcg, swappiness)
 
 

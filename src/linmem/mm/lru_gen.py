@@ -12,8 +12,9 @@ to max_seq. Reclaim (lru_gen_shrink_node -> try_to_shrink_lruvec):
 
 * get_nr_to_scan: should_run_aging decides whether a new generation is
   needed (only MIN_NR_GENS + 1 left: wanted; MIN_NR_GENS: needed); at the
-  default priority reclaim does without, else it ages (try_to_inc_max_seq)
-  and stops this round; the pages to scan are the evictable types' pages
+  default priority reclaim does without, else it ages (try_to_inc_max_seq:
+  the page-table walk promotes what was used, then a new generation) and
+  stops this round; the pages to scan are the evictable types' pages
   >> priority;
 * evict_folios, in batches, until that many were scanned, or (root
   reclaim) enough reclaimed, or (kswapd) every zone is above its high
@@ -33,8 +34,8 @@ priority make the target, 6 to 12.
 The compiled side is ``linmem.engine.lru_gen`` (aging, eviction) and
 ``linmem.engine.mm_inline`` (per-folio helpers, shadows).
 
-XXX: no mm walk (aging only opens generations; see linmem.engine.lru_gen);
-no min_ttl_ms/thrashing prevention; no memcg iteration (one lruvec);
+XXX: the mm walk visits every PTE table (no Bloom filters, no PMD-mapped
+THPs; see linmem.engine.lru_gen); no min_ttl_ms/thrashing prevention; no memcg iteration (one lruvec);
 folios rejected by shrink_folio_list are not retried once; runtime
 switching of /sys/kernel/mm/lru_gen/enabled is not modelled.
 """
@@ -103,7 +104,8 @@ class LruGen:
         success, nr_to_scan = E.should_run_aging(K, 0, swappiness)
         if not success or sc.priority == DEF_PRIORITY:
             return int(nr_to_scan) >> sc.priority
-        return -1 if E.try_to_inc_max_seq(K, 0, max_seq, swappiness) else 0
+        rows = self.reclaim._rows()
+        return -1 if E.try_to_inc_max_seq(self.S.ref, rows, 0, max_seq, swappiness) else 0
 
     def should_abort_scan(self, sc, start: int) -> bool:
         """Models should_abort_scan(): root reclaim stops with enough
