@@ -61,6 +61,7 @@ import numpy as np
 from linmem.engine import lru as L
 from linmem.engine import readahead as R
 from linmem.engine.jit import njit
+from linmem.engine.mm_inline import lru_gen_enabled, lru_gen_inc_refs
 from linmem.engine.workingset import workingset_age_nonresident
 from linmem.engine.pgtable import (_PAGE_ACCESSED, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER,
                                    HPAGE_PMD_NR, KIND_USER, MM_FILEPAGES, MM_SHMEMPAGES, OK,
@@ -272,7 +273,11 @@ def do_fault_around(M, V, vi, mm, pte_t, va):
 @njit
 def folio_mark_accessed(M, page):
     """Models folio_mark_accessed(): the two-touch rule. An inactive folio is
-    first marked referenced; referenced again, it is activated."""
+    first marked referenced; referenced again, it is activated. Under the
+    multi-gen LRU the access counts towards the folio's tier instead."""
+    if lru_gen_enabled(M):
+        lru_gen_inc_refs(M, page)
+        return
     flags = M.flags[page]
     if flags & PG_unevictable:
         M.flags[page] |= PG_referenced

@@ -9,7 +9,8 @@ Sizes are kept in the node counters (nr_inactive_anon...) and, per zone, in
 nr_zone_inactive_anon...: the pages of a large folio all count.
 
 Reclaim scans these lists (linmem.engine.vmscan); here folios are added
-and removed.
+and removed. Under the multi-gen LRU (machine.lru: mglru) evictable folios
+go to the generation lists instead (linmem.engine.mm_inline).
 
 XXX: Linux batches additions per CPU (a folio_batch of 31 folios drained on
 overflow or by lru_add_drain); linmem adds at once, so the counters never lag.
@@ -21,6 +22,7 @@ import numpy as np
 
 from linmem.engine import buddy as B
 from linmem.engine.jit import njit
+from linmem.engine.mm_inline import lru_gen_add_folio, lru_gen_del_folio
 from linmem.mm.frames import PG_active, PG_lru, PG_swapbacked, PG_unevictable
 from linmem.mm.vmstat import NR_ZONE_INACTIVE_ANON, node_item
 
@@ -58,6 +60,9 @@ def _account(M, pfn, lru, nr):
 
 @njit
 def _add(M, pfn, nr_pages, memcg, to_tail):
+    if lru_gen_add_folio(M, pfn, nr_pages, memcg, to_tail):   # machine.lru: mglru
+        M.flags[pfn] |= PG_lru
+        return
     lru = folio_lru_list(M, pfn)
     B._list_add(M.lru_head, M.lru_tail, memcg, 0, lru, M.nxt, M.prv, pfn, to_tail)
     M.flags[pfn] |= PG_lru
@@ -79,6 +84,9 @@ def lruvec_add_folio_tail(M, pfn, nr_pages, memcg):
 @njit
 def lruvec_del_folio(M, pfn, nr_pages, memcg):
     """Models lruvec_del_folio(): off its list, PG_lru cleared."""
+    if lru_gen_del_folio(M, pfn, nr_pages, memcg, False):     # machine.lru: mglru
+        M.flags[pfn] &= ~np.uint32(PG_lru)
+        return
     lru = folio_lru_list(M, pfn)
     B._list_del(M.lru_head, M.lru_tail, memcg, 0, lru, M.nxt, M.prv, pfn)
     M.flags[pfn] &= ~np.uint32(PG_lru)

@@ -23,6 +23,7 @@ from linmem.engine import shmem as SH
 from linmem.engine import swap_state as SS
 from linmem.engine import swapfile as SW
 from linmem.engine.jit import njit
+from linmem.engine.mm_inline import lru_gen_enter_fault, lru_gen_exit_fault
 from linmem.engine.workingset import workingset_refault_anon
 from linmem.engine.pgtable import (
     _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, _PAGE_SPECIAL, _PAGE_TABLE,
@@ -36,8 +37,8 @@ from linmem.engine.pgtable import (
     alloc_table, free_frame, free_table, mk_entry, pmd_deposit, pte_pfn, table_index, walk_pmd,
     walk_pte,
 )
-from linmem.mm.frames import (PG_active, PG_anon, PG_dirty, PG_head, PG_lru, PG_mlocked,
-                              PG_reclaim, PG_referenced, PG_swapbacked, PG_swapcache,
+from linmem.mm.frames import (LRU_REFS_MASK, PG_active, PG_anon, PG_dirty, PG_head, PG_lru,
+                              PG_mlocked, PG_reclaim, PG_referenced, PG_swapbacked, PG_swapcache,
                               PG_unevictable, PG_uptodate, PG_workingset, PG_writeback)
 from linmem.mm.vmstat import NR_MLOCK, PGFAULT, PGMAJFAULT, node_item, vm_event
 
@@ -143,7 +144,7 @@ def folio_put(M, head):
         M.flags[head] &= ~np.uint32(PG_dirty)          # an anonymous page's data is gone
     M.flags[head] &= ~np.uint32(PG_anon | PG_swapbacked | PG_uptodate | PG_head |
                                    PG_mlocked | PG_unevictable | PG_active | PG_referenced |
-                                   PG_reclaim | PG_workingset)
+                                   PG_reclaim | PG_workingset | LRU_REFS_MASK)
     M.mapping[head] = 0
     M.index[head] = 0
     if nr > 1:
@@ -664,7 +665,9 @@ def access_pages(M, V, mm, pid, vas, write, start, memcg):
         vi = find_vma(V, va)
         if vi < 0 or not _access_allowed(V[vi, V_FLAGS], write):
             return SEGV, k
+        lru_gen_enter_fault(M, V[vi, V_FLAGS])
         r = handle_mm_fault(M, V, vi, mm, va, write, memcg)
+        lru_gen_exit_fault(M)
         if r < 0:
             return r, k
         if r == HIT:

@@ -42,6 +42,8 @@ FIELDS = {
     # swap: areas, slot counts, the swap cache and its shadow entries
     "si": (np.int64, 2), "swap_map": (np.uint8, 1), "swap_cache": (np.int32, 1),
     "swap_shadow": (np.int64, 1),
+    # the multi-gen LRU (machine.lru: mglru; empty otherwise)
+    "lrugen": (np.int64, 2), "lrugen_head": (np.int32, 3), "lrugen_tail": (np.int32, 3),
     "zl_user": (np.int64, 1), "zl_kernel": (np.int64, 1), "alloc": (np.int64, 1),
 }
 

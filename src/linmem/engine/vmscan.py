@@ -163,7 +163,16 @@ def _reclaim_one(M, R, page, memcg, nr, stats, wb):
         _move(M, page, memcg, PG_reclaim | PG_active, 0, False)
         stats[S_ACTIVATED] += nr
         return 0
-    ref = folio_check_references(M, R, page)
+    return reclaim_referenced(M, R, page, memcg, nr, stats, wb,
+                              folio_check_references(M, R, page))
+
+
+@njit
+def reclaim_referenced(M, R, page, memcg, nr, stats, wb, ref):
+    """shrink_folio_list() for one folio once folio_check_references has
+    said ``ref`` (the multi-gen LRU decides it its own way); the pages
+    freed (0, or the folio's)."""
+    file = not (M.flags[page] & PG_swapbacked)
     if ref == FOLIOREF_ACTIVATE:
         _activate(M, page, memcg, nr, stats)
         return 0

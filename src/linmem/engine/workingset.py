@@ -24,6 +24,9 @@ file list, plus the inactive file list for anon refaults, plus the active
 anon list (and the inactive anon list for file refaults) while there is free
 swap. A restored page's refault is a cost of its type (lru_note_cost_refault).
 
+Under the multi-gen LRU the shadow carries the generation and tier instead
+(lru_gen_eviction/lru_gen_refault in linmem.engine.mm_inline).
+
 Shadow entries cost memory (the xarray nodes that hold them), so a
 shrinker bounds them: once the nodes holding only shadows exceed
 present pages / 8 (a worst-case density of 1/8 of 64 slots: ~1.8% of
@@ -43,6 +46,7 @@ import numpy as np
 
 from linmem.engine import lru as L
 from linmem.engine.jit import njit
+from linmem.engine.mm_inline import lru_gen_enabled, lru_gen_eviction, lru_gen_refault
 from linmem.mm.frames import PG_active, PG_workingset
 from linmem.mm.vmstat import node_item
 
@@ -69,6 +73,8 @@ def workingset_age_nonresident(M, memcg, nr):
 def workingset_eviction(M, page):
     """Models workingset_eviction(): the shadow entry for a page being
     reclaimed (the clock before this eviction, and PG_workingset); ticks."""
+    if lru_gen_enabled(M):
+        return lru_gen_eviction(M, page)
     memcg = M.memcg[page]
     eviction = M.nonresident[memcg]
     workingset_age_nonresident(M, memcg, 1)
@@ -98,6 +104,9 @@ def workingset_test_recent(M, memcg, eviction, file):
 @njit
 def _refault(M, shadow, page, memcg, file):
     """Models workingset_refault() for a page read back over ``shadow``."""
+    if lru_gen_enabled(M):
+        lru_gen_refault(M, shadow, page, memcg, file)
+        return
     packed = shadow - 1
     eviction, workingset = packed >> 1, packed & 1
     M.node_stat[WORKINGSET_REFAULT_ANON + file] += 1

@@ -189,6 +189,10 @@ def check_page_cache(machine) -> None:
     counts, bad = walk_lru(K.ref, seen)
     if bad >= 0:
         raise AssertionError(f"pfn {bad} is on the wrong LRU list, or a list loops")
+    if K.lrugen.shape[0]:                           # the multi-gen LRU's lists
+        from linmem.mm.lru_gen import check_lru_gen
+        counts = counts.copy()
+        counts[0, :4] += check_lru_gen(machine, seen)
     on_lru = np.flatnonzero(K.flags & PG_lru)
     if (seen > 1).any() or not (seen[on_lru] == 1).all() or int((seen > 0).sum()) != len(on_lru):
         raise AssertionError("a folio is on no LRU list, or on several, against its PG_lru")

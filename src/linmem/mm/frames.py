@@ -64,6 +64,12 @@ PG_unevictable = 1 << 18
 PG_mlocked = 1 << 19
 PG_swapcache = 1 << 20
 PG_anon = 1 << 21        # PageAnon: folio->mapping & PAGE_MAPPING_ANON
+# The multi-gen LRU keeps a folio's generation (gen + 1, 0 = none) and its
+# access count through file descriptors in the flags (page-flags-layout.h).
+LRU_GEN_PGOFF, LRU_GEN_WIDTH = 22, 3
+LRU_GEN_MASK = ((1 << LRU_GEN_WIDTH) - 1) << LRU_GEN_PGOFF
+LRU_REFS_PGOFF, LRU_REFS_WIDTH = 25, 2
+LRU_REFS_MASK = ((1 << LRU_REFS_WIDTH) - 1) << LRU_REFS_PGOFF
 PG_buddy = 1 << 28       # page type: head of a free buddy block
 PG_pcp = 1 << 29         # linmem: free, on a per-cpu page list
 PG_slab = 1 << 30        # page type: slab page

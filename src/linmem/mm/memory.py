@@ -113,6 +113,9 @@ class MemoryModel:
                                                                           G.GFP_KERNEL)],
                            dtype=np.int64),
         )
+        if getattr(machine, "lru", "classic") == "mglru":
+            from linmem.mm.lru_gen import lru_gen_init    # the multi-gen LRU's state
+            lru_gen_init(self.K, MAX_MEMCGS, self.K.zs.shape[0])
         self.free_mm_ids: list[int] = []
         self.next_mm_id = 0
         self.thp_gfp = G.GFP_TRANSHUGE_LIGHT

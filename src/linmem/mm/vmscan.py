@@ -40,6 +40,9 @@ device time of the writes is not simulated; a synchronous device, zram,
 completes them at once). Counters: pgscan/pgsteal (kswapd, direct, anon, file),
 pgactivate, pgdeactivate, pgrefill, allocstall, pageoutrun, pswpout.
 
+With ``machine: {lru: mglru}`` shrink_node runs the multi-gen LRU instead
+(linmem.mm.lru_gen).
+
 XXX: kswapd runs as soon as it is woken, in the waker's time; the only
 shrinker is the workingset's (no slab); no memcg iteration (one lruvec);
 PGDAT_WRITEBACK/PGDAT_DIRTY are not tracked (kswapd never writes file pages,
@@ -115,6 +118,10 @@ class Reclaim:
         self.wb = np.zeros(WB_BUFFER + 1, dtype=np.int64)
         self._shadow_nodes = 0           # shadow-only nodes at the last count
         self._shadow_clock = 0           # the nonresident clock then
+        self.lru_gen = None
+        if machine.lru == "mglru":                  # the multi-gen LRU instead of the lists
+            from linmem.mm.lru_gen import LruGen
+            self.lru_gen = LruGen(self)
 
     # ------------------------------------------------------------ helpers
 
@@ -222,24 +229,32 @@ class Reclaim:
             E.shrink_active_list(self.S.ref, rows, 0, AA, SWAP_CLUSTER_MAX, sc.stats)
 
     def shrink_node(self, sc: ScanControl) -> None:
-        """Models shrink_node() on the one node and its one lruvec, then
-        shrink_slab (the shadow-node shrinker). The swap writes it started
-        complete as it ends (the device is quick next to a reclaim round):
-        their folios rotate to the inactive tail."""
+        """Models shrink_node() on the one node and its one lruvec (or the
+        multi-gen LRU's lru_gen_shrink_node), then shrink_slab (the
+        shadow-node shrinker). The swap writes it started complete as it
+        ends (the device is quick next to a reclaim round): their folios
+        rotate to the inactive tail."""
+        if self.lru_gen is not None:
+            self.lru_gen.shrink_node(sc)            # lru_gen_shrink_node
+            self.shrink_shadow_nodes(sc)
+            E.end_swap_writeback(self.S.ref, self.wb)
+            return
         self.prepare_scan_control(sc)
         self.shrink_lruvec(sc)
-        self.shrink_shadow_nodes()
+        self.shrink_shadow_nodes(sc)
         E.end_swap_writeback(self.S.ref, self.wb)
 
-    def shrink_shadow_nodes(self) -> None:
+    def shrink_shadow_nodes(self, sc: ScanControl) -> None:
         """Models the workingset shadow shrinker (count_shadow_nodes,
         scan_shadow_nodes with seeks 0: half the excess per round). Nodes
-        holding only shadows become new only by evictions, each of which
-        ticks the nonresident clock: while the nodes last counted plus the
-        ticks since cannot pass the limit, nothing is counted."""
+        holding only shadows become new only by evictions: while the nodes
+        last counted plus the pages reclaimed since cannot pass the limit,
+        nothing is counted."""
         from linmem.engine import workingset as W
         limit = int(self.S.zs[:, ZS_PRESENT].sum()) >> (W.XA_CHUNK_SHIFT - 3)   # node_present_pages
-        clock = int(self.S.nonresident[0])
+        ev = self.events
+        clock = int(ev[vm_event("pgsteal_kswapd")] + ev[vm_event("pgsteal_direct")] +
+                    sc.stats[E.S_RECLAIMED])
         if self._shadow_nodes + clock - self._shadow_clock <= limit:
             return
         cap = self._shadow_nodes + clock - self._shadow_clock + 1
@@ -300,8 +315,9 @@ class Reclaim:
 
     def kswapd_age_node(self, sc: ScanControl) -> None:
         """Models kswapd_age_node(): with swap, deactivate anon when the
-        inactive anon list is low."""
-        if self.total_swap() > 0 and self.inactive_is_low(False):
+        inactive anon list is low. (MGLRU: lru_gen_age_node, nothing to do
+        without min_ttl_ms.)"""
+        if self.lru_gen is None and self.total_swap() > 0 and self.inactive_is_low(False):
             rows = self._rows()
             E.shrink_active_list(self.S.ref, rows, 0, AA, SWAP_CLUSTER_MAX, sc.stats)
 
