@@ -518,8 +518,10 @@ class Kernel:
 
     def check_invariants(self) -> None:
         """RSS counters equal what the page tables map; every mapping of a
-        page is counted in its mapcount; the VMA trees are consistent."""
+        page is counted in its mapcount; the VMA trees are consistent; the
+        swap areas, swap map, swap cache and swap PTEs agree (check_swap)."""
         from linmem.engine import task_mmu as T
+        from linmem.mm.debug import check_swap
         mapped = 0
         for task in self.tasks.values():
             if task.mm is None:
@@ -536,6 +538,7 @@ class Kernel:
         total = int(self.mem.K.mapcount.sum())
         if total != mapped:
             raise AssertionError(f"page mapcounts add up to {total}, the page tables map {mapped}")
+        check_swap(self)
 
     # ------------------------------------------------------------ access
 

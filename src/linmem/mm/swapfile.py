@@ -150,6 +150,7 @@ class Swap:
             si[SW.G_ROW, SW.G_NR_FREE] += area.pages - (self.used_pages(area) - 1)
             si[SW.G_ROW, SW.G_TOTAL] += area.pages
             raise
+        self.K.swap_map[int(si[row, SW.SI_BASE])] = 0          # the header goes with swap_map
         si[row] = 0
         del self.areas[path]
 
