@@ -196,15 +196,22 @@ class Kernel:
     def try_to_unuse(self, lo: int, n: int) -> None:
         """Models try_to_unuse() for swapoff of the slots [lo, lo + n): every
         address space's swap entries there are read back, then the swap cache
-        lets go of the area. OutOfMemory when memory does not suffice."""
+        lets go of the area. OutOfMemory when memory does not suffice: the
+        swapoff task is the OOM origin (set_current_oom_origin), so the OOM
+        killer takes no other process; the pages already brought back stay."""
         from linmem.engine.memory import drop_swap_cache_range
-        seen = set()
-        for task in list(self.tasks.values()):
-            mm = task.mm
-            if mm is None or id(mm) in seen:
-                continue
-            seen.add(id(mm))
-            self.mem.unuse(mm.id, mm.rows(self.file_id), lo, lo + n)
+        pa = self.machine.page_alloc
+        saved, pa.out_of_memory = pa.out_of_memory, _swapoff_oom
+        try:
+            seen = set()
+            for task in list(self.tasks.values()):
+                mm = task.mm
+                if mm is None or id(mm) in seen:
+                    continue
+                seen.add(id(mm))
+                self.mem.unuse(mm.id, mm.rows(self.file_id), lo, lo + n)
+        finally:
+            pa.out_of_memory = saved
         held = drop_swap_cache_range(self.mem.K.ref, lo, lo + n)
         if held:
             raise OutOfMemory(f"{held} swap slots are still in use")
@@ -553,6 +560,12 @@ class Kernel:
                     mm.vmas.anon_vma_prepare(vma)
         return self.mem.access(mm.id, task.pid, vas, write, mm.rows(self.file_id),
                                cpu=task.pid % self.machine.nr_cpus)
+
+
+def _swapoff_oom(order: int, gfp: int) -> bool:
+    """The OOM killer during swapoff: its victim is the swapoff task (the
+    OOM origin), so swapoff gives up (no process is killed here)."""
+    raise OutOfMemory("out of memory bringing the pages back")
 
 
 def _vma_needs_copy(vma) -> bool:
