@@ -173,6 +173,24 @@ def test_swapoff_without_the_memory_fails_with_enomem_and_leaves_the_area_on():
     assert result.processes[0]["exit"] == "code 0"
 
 
+def test_swapoff_with_too_little_memory_moves_the_pages_to_another_area():
+    # try_to_unuse frees the swap copy of each page it brings back
+    # (folio_free_swap), so reclaim gives the pages slots of the area still on
+    at = "at:\n  - {time: 2s, swapoff: /swapfile}\n  - {time: 3s, snapshot: after}\n"
+    result = hog("  - {path: /swapfile, size: 256MiB}\n"
+                 "  - {path: /dev/zram0, size: 160MiB, type: zram, priority: 50, active: false}",
+                 size="160MiB", ram="128MiB",
+                 more="      - swapon: /dev/zram0\n      - sleep: 5s", at=at)
+    before = swaps(result.snapshots["swapped"])
+    assert before["/swapfile"][2] > 32 << 10 and "/dev/zram0" not in before
+    off = events(result, "swapoff")[0]
+    assert "errno" not in off and off["pages_read"] > 0
+    after = swaps(result.snapshots["after"])
+    assert list(after) == ["/dev/zram0"] and after["/dev/zram0"][2] > 16 << 10
+    assert status(result.snapshots["after"], 1)["VmSwap"] == after["/dev/zram0"][2]
+    assert not events(result, "oom_kill")
+
+
 def test_swapoff_fails_with_enomem_when_the_commit_limit_refuses_it():
     # security_vm_enough_memory_mm() with vm.overcommit_memory 2: Committed_AS
     # plus the area's pages must stay below CommitLimit (which counts the area):

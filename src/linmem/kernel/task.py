@@ -198,21 +198,28 @@ class Kernel:
         address space's swap entries there are read back, then the swap cache
         lets go of the area. OutOfMemory when memory does not suffice: the
         swapoff task is the OOM origin (set_current_oom_origin), so the OOM
-        killer takes no other process; the pages already brought back stay."""
+        killer takes no other process; the pages already brought back stay.
+        The passes repeat while they make progress (the kernel's "goto
+        retry" while si->inuse_pages): reclaim may swap a page out again to
+        the area before the last address space is done."""
         from linmem.engine.memory import drop_swap_cache_range
         pa = self.machine.page_alloc
         saved, pa.out_of_memory = pa.out_of_memory, _swapoff_oom
+        held = n
         try:
-            seen = set()
-            for task in list(self.tasks.values()):
-                mm = task.mm
-                if mm is None or id(mm) in seen:
-                    continue
-                seen.add(id(mm))
-                self.mem.unuse(mm.id, mm.rows(self.file_id), lo, lo + n)
+            while True:                 # retry while reclaim puts back what was brought in
+                seen = set()
+                for task in list(self.tasks.values()):
+                    mm = task.mm
+                    if mm is None or id(mm) in seen:
+                        continue
+                    seen.add(id(mm))
+                    self.mem.unuse(mm.id, mm.rows(self.file_id), lo, lo + n)
+                before, held = held, drop_swap_cache_range(self.mem.K.ref, lo, lo + n)
+                if held == 0 or held >= before:
+                    break
         finally:
             pa.out_of_memory = saved
-        held = drop_swap_cache_range(self.mem.K.ref, lo, lo + n)
         if held:
             raise OutOfMemory(f"{held} swap slots are still in use")
 
