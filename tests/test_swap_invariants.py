@@ -8,6 +8,10 @@ passing. After every operation Machine.check_invariants() holds (swap_map
 counts equal the swap PTEs, the swap cache agrees with SWAP_HAS_CACHE and
 the frames, SwapFree and SwapTotal add up; see linmem.mm.debug.check_swap).
 Once every process has exited, all swap is free and the swap cache empty.
+
+The file read is small on purpose: with swap full, kswapd (which linmem runs
+right after each allocation that woke it) cannot balance the node, and every
+page read runs a whole balance_pgdat pass; an 8 MiB read then takes minutes.
 """
 
 from __future__ import annotations
@@ -128,7 +132,7 @@ def test_random_swap_workloads_keep_the_invariants(ops):
     k = m.kernel
     for path, (size, kind) in AREAS.items():
         k.swap.swapon(path, size, None, kind)
-    k.fs.create("/data/f", 8 << 20, boot=True)
+    k.fs.create("/data/f", 1 << 20, boot=True)       # small: see the kswapd note
     first = k.spawn("/usr/bin/sleep", ["sleep"])
     live = [first]
     regions: dict[int, list] = {first.pid: []}
