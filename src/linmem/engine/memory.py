@@ -869,6 +869,19 @@ def _lower(M, tid, va, shift):
 
 
 @njit
+def _unuse_free_swap(M, e):
+    """unuse_pte_range()'s folio_free_swap() after unuse_pte(): a page brought
+    back whose slot no other page table holds leaves the swap cache, so that
+    reclaim gives it a slot of an area still on, not the one going away."""
+    if not (e & _PAGE_PRESENT):
+        return
+    page = folio_head(M, pte_pfn(e))
+    if (M.flags[page] & PG_swapcache) and not (M.flags[page] & PG_writeback) and \
+            SS.folio_free_swap(M, page):
+        M.refcount[page] -= 1                        # the cache's reference; the PTE holds one
+
+
+@njit
 def unuse_vmas(M, V, mm, lo, hi, progress, memcg):
     """Models unuse_mm() for swapoff: every swap entry of slots [lo, hi) in
     the VMAs ``V`` of ``mm`` is read back and mapped (as do_swap_page does).
@@ -885,6 +898,7 @@ def unuse_vmas(M, V, mm, lo, hi, progress, memcg):
                 if do_swap_page(M, V, vi, mm, pte_t, va, e, False, memcg) == NEED_PAGE:
                     progress[0], progress[1] = vi, va
                     return NEED_PAGE
+                _unuse_free_swap(M, M.pt[pte_t, table_index(va, PAGE_SHIFT)])
             va += 1 << PAGE_SHIFT
         progress[1] = 0
     progress[0] = V.shape[0]

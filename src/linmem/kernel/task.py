@@ -198,19 +198,33 @@ class Kernel:
         """Models try_to_unuse() for swapoff of the slots [lo, lo + n): every
         shmem file's swapped-out pages there (shmem_unuse) and every address
         space's swap entries are read back, then the swap cache lets go of
-        the area. OutOfMemory when memory does not suffice."""
+        the area. OutOfMemory when memory does not suffice: the swapoff task
+        is the OOM origin (set_current_oom_origin), so the OOM killer takes
+        no other process; the pages already brought back stay. The passes
+        repeat while they make progress (the kernel's "goto retry" while
+        si->inuse_pages): reclaim may swap a page out again to the area
+        before the last address space is done."""
         from linmem.engine.memory import drop_swap_cache_range
         from linmem.engine.readahead import RA_SHMEM
-        for fid in np.flatnonzero(self.mem.K.ra[:, RA_SHMEM]):     # shmem_unuse
-            self.mem.shmem_unuse(int(fid), lo, lo + n)
-        seen = set()
-        for task in list(self.tasks.values()):
-            mm = task.mm
-            if mm is None or id(mm) in seen:
-                continue
-            seen.add(id(mm))
-            self.mem.unuse(mm.id, mm.rows(self.file_id), lo, lo + n)
-        held = drop_swap_cache_range(self.mem.K.ref, lo, lo + n)
+        pa = self.machine.page_alloc
+        saved, pa.out_of_memory = pa.out_of_memory, _swapoff_oom
+        held = n
+        try:
+            while True:                 # retry while reclaim puts back what was brought in
+                for fid in np.flatnonzero(self.mem.K.ra[:, RA_SHMEM]):     # shmem_unuse
+                    self.mem.shmem_unuse(int(fid), lo, lo + n)
+                seen = set()
+                for task in list(self.tasks.values()):
+                    mm = task.mm
+                    if mm is None or id(mm) in seen:
+                        continue
+                    seen.add(id(mm))
+                    self.mem.unuse(mm.id, mm.rows(self.file_id), lo, lo + n)
+                before, held = held, drop_swap_cache_range(self.mem.K.ref, lo, lo + n)
+                if held == 0 or held >= before:
+                    break
+        finally:
+            pa.out_of_memory = saved
         if held:
             raise OutOfMemory(f"{held} swap slots are still in use")
 
@@ -524,8 +538,10 @@ class Kernel:
 
     def check_invariants(self) -> None:
         """RSS counters equal what the page tables map; every mapping of a
-        page is counted in its mapcount; the VMA trees are consistent."""
+        page is counted in its mapcount; the VMA trees are consistent; the
+        swap areas, swap map, swap cache and swap PTEs agree (check_swap)."""
         from linmem.engine import task_mmu as T
+        from linmem.mm.debug import check_swap
         mapped = 0
         for task in self.tasks.values():
             if task.mm is None:
@@ -542,6 +558,7 @@ class Kernel:
         total = int(self.mem.K.mapcount.sum())
         if total != mapped:
             raise AssertionError(f"page mapcounts add up to {total}, the page tables map {mapped}")
+        check_swap(self)
 
     # ------------------------------------------------------------ access
 
@@ -556,6 +573,12 @@ class Kernel:
                     mm.vmas.anon_vma_prepare(vma)
         return self.mem.access(mm.id, task.pid, vas, write, mm.rows(self.file_id),
                                cpu=task.pid % self.machine.nr_cpus)
+
+
+def _swapoff_oom(order: int, gfp: int) -> bool:
+    """The OOM killer during swapoff: its victim is the swapoff task (the
+    OOM origin), so swapoff gives up (no process is killed here)."""
+    raise OutOfMemory("out of memory bringing the pages back")
 
 
 def _vma_needs_copy(vma) -> bool:

@@ -173,7 +173,10 @@ def check_page_cache(machine) -> None:
       reference on a slot in use, and its swap-cache folio, if any, is in no
       page cache;
     * dirty and writeback pages are nr_dirty and nr_writeback, per file too,
-      and their sum is the zones' nr_zone_write_pending.
+      and their sum is the zones' nr_zone_write_pending; a page under
+      writeback is in the page cache or the swap cache (swap writes count in
+      nr_writeback; a dirty swap-cache page does not count in nr_dirty:
+      swap_aops' dirty_folio is noop_dirty_folio).
     """
     from linmem.engine.debug import walk_lru
     from linmem.engine.filemap import RA_SHMEM
@@ -203,6 +206,9 @@ def check_page_cache(machine) -> None:
                              f"the node counters say {lists.tolist()}")
     cached = shmem = dirty = writeback = 0
     swap_refs = np.zeros(K.swap_map.shape[0], dtype=np.int64)
+    if K.swap_cache.shape[0]:                   # swap writes count in nr_writeback
+        pages = K.swap_cache[K.swap_cache != 0].astype(np.int64) - 1
+        writeback += int(((K.flags[pages] & PG_writeback) != 0).sum())
     for fid in range(K.f_base.shape[0]):
         base, n = int(K.f_base[fid]), int(K.f_npages[fid])
         slots = K.pc[base:base + n].astype(np.int64)
@@ -247,5 +253,122 @@ def check_page_cache(machine) -> None:
     pending = int(K.zstat[:, zone_item("nr_zone_write_pending")].sum())
     if pending != dirty + writeback:
         raise AssertionError(f"nr_zone_write_pending {pending} != dirty {dirty} + writeback {writeback}")
+    flagged = int(((K.flags & PG_writeback) != 0).sum())
+    if flagged != writeback:
+        raise AssertionError(f"{flagged} pages are under writeback, {writeback} of them in the "
+                             f"page cache or the swap cache")
     if machine.nr_blockdev_pages > cached:
         raise AssertionError("Buffers exceed the page cache")
+
+
+def check_swap(kernel) -> None:
+    """The swap areas, the swap map, the swap cache and the page tables agree.
+
+    * each slot's count (swap_map & COUNT_MASK) is the number of swap PTEs
+      naming it in every live address space plus the shmem page-cache
+      entries naming it; each mm's MM_SWAPENTS is the number of its swap PTEs;
+    * SWAP_HAS_CACHE is set exactly on the slots the swap cache holds a folio
+      for; ``swap_cache[slot]`` and ``swp[pfn]`` point at each other, and such
+      a folio has PG_swapcache and is on an LRU list; no other frame has
+      PG_swapcache; nr_swapcached is the number of cached slots;
+    * an active area's first slot is its header (SWAP_MAP_BAD); its
+      SI_INUSE is 1 + its used slots; no slot outside an active area is in
+      use; SwapFree (G_NR_FREE) and SwapTotal (G_TOTAL) are the free and the
+      usable slots of the areas open for writing (SWP_WRITEOK).
+    """
+    from linmem.engine import swapfile as SW
+    from linmem.engine.debug_swap import count_swap_ptes
+    from linmem.engine.pgtable import MM_SWAPENTS
+    from linmem.mm.frames import PG_lru, PG_swapcache
+    from linmem.mm.vmstat import node_item
+
+    K = kernel.mem.K
+    nslots = K.swap_map.shape[0]
+    refs = np.zeros(nslots, dtype=np.int64)
+    seen = set()
+    for task in kernel.tasks.values():
+        if task.mm is None or task.mm.id in seen:
+            continue
+        seen.add(task.mm.id)
+        found, bad = count_swap_ptes(K.ref, task.mm.id, refs)
+        if bad >= 0:
+            raise AssertionError(f"pid {task.pid}: a swap PTE names slot {bad}, "
+                                 f"beyond the {nslots} slots")
+        if found != K.mm_stat[task.mm.id, MM_SWAPENTS]:
+            raise AssertionError(f"pid {task.pid}: MM_SWAPENTS is "
+                                 f"{K.mm_stat[task.mm.id, MM_SWAPENTS]}, its page tables "
+                                 f"hold {found} swap entries")
+    for fid in range(K.f_base.shape[0]):        # shmem swap entries in the page cache
+        pc = K.pc[int(K.f_base[fid]):int(K.f_base[fid] + K.f_npages[fid])].astype(np.int64)
+        np.add.at(refs, -pc[pc <= -2] - 2, 1)
+    _check_swap_areas(K, SW)
+    smap = K.swap_map.astype(np.int64)
+    header = np.zeros(nslots, dtype=bool)
+    for a in _active_areas(K, SW):
+        header[int(K.si[a, SW.SI_BASE])] = True
+    counts = np.where(header, 0, smap & SW.COUNT_MASK)
+    wrong = np.flatnonzero(counts != refs)
+    if len(wrong):
+        s = int(wrong[0])
+        raise AssertionError(f"slot {s}: swap_map count {counts[s]}, but {refs[s]} swap PTEs "
+                             f"and shmem entries refer to it ({len(wrong)} slots disagree)")
+    cached = K.swap_cache.astype(np.int64) != 0
+    has_cache = (smap & SW.SWAP_HAS_CACHE) != 0
+    wrong = np.flatnonzero(has_cache != cached)
+    if len(wrong):
+        s = int(wrong[0])
+        raise AssertionError(f"slot {s}: SWAP_HAS_CACHE is {bool(has_cache[s])} but the swap "
+                             f"cache {'holds pfn %d' % (K.swap_cache[s] - 1) if cached[s] else 'is empty'}")
+    slots = np.flatnonzero(cached)
+    pages = K.swap_cache[slots].astype(np.int64) - 1
+    back = K.swp[pages].astype(np.int64) - 1 if len(pages) else pages
+    if (back != slots).any():
+        i = int(np.flatnonzero(back != slots)[0])
+        raise AssertionError(f"swap_cache[{slots[i]}] is pfn {pages[i]}, whose swp names "
+                             f"slot {back[i]}")
+    if len(pages) and not (K.flags[pages] & PG_swapcache).all():
+        raise AssertionError("a folio in the swap cache has no PG_swapcache")
+    if len(pages) and not (K.flags[pages] & PG_lru).all():
+        raise AssertionError("a folio in the swap cache is on no LRU list")
+    linked = np.flatnonzero(K.swp) if K.swp.shape[0] else np.zeros(0, dtype=np.int64)
+    flagged = np.flatnonzero(K.flags & PG_swapcache)
+    if len(linked) != len(pages) or not np.array_equal(flagged, np.sort(pages)):
+        raise AssertionError(f"{len(linked)} frames name a swap slot and {len(flagged)} have "
+                             f"PG_swapcache, but the swap cache holds {len(pages)}")
+    node = int(K.node_stat[node_item("nr_swapcached")])
+    if node != len(pages):
+        raise AssertionError(f"nr_swapcached is {node}, the swap cache holds {len(pages)}")
+
+
+def _active_areas(K, SW) -> list[int]:
+    return [a for a in range(SW.MAX_SWAPFILES) if K.si[a, SW.SI_FLAGS] & SW.SWP_USED]
+
+
+def _check_swap_areas(K, SW) -> None:
+    """Each area's header and SI_INUSE; nothing used outside the areas;
+    the machine-wide SwapFree and SwapTotal."""
+    si = K.si
+    inside = np.zeros(K.swap_map.shape[0], dtype=bool)
+    nr_free = total = 0
+    for a in _active_areas(K, SW):
+        base, nmax = int(si[a, SW.SI_BASE]), int(si[a, SW.SI_MAX])
+        inside[base:base + nmax] = True
+        if K.swap_map[base] != SW.SWAP_MAP_BAD:
+            raise AssertionError(f"swap area {a}: its header slot {base} is not SWAP_MAP_BAD")
+        used = int((K.swap_map[base + 1:base + nmax] != 0).sum())
+        if si[a, SW.SI_INUSE] != 1 + used:
+            raise AssertionError(f"swap area {a}: SI_INUSE is {si[a, SW.SI_INUSE]}, "
+                                 f"1 + {used} slots are in use")
+        if (K.swap_map[base + 1:base + nmax] & SW.COUNT_MASK == SW.SWAP_MAP_BAD).any():
+            raise AssertionError(f"swap area {a}: a slot other than the header is SWAP_MAP_BAD")
+        if si[a, SW.SI_FLAGS] & SW.SWP_WRITEOK:
+            nr_free += nmax - int(si[a, SW.SI_INUSE])
+            total += nmax - 1
+    outside = np.flatnonzero(~inside & (K.swap_map != 0))
+    if len(outside):
+        raise AssertionError(f"slot {outside[0]} is in use (swap_map {K.swap_map[outside[0]]:#x}) "
+                             f"outside every active swap area")
+    if (si[SW.G_ROW, SW.G_NR_FREE], si[SW.G_ROW, SW.G_TOTAL]) != (nr_free, total):
+        raise AssertionError(f"SwapFree {si[SW.G_ROW, SW.G_NR_FREE]} and SwapTotal "
+                             f"{si[SW.G_ROW, SW.G_TOTAL]} pages, the areas open for writing "
+                             f"have {nr_free} free of {total}")

@@ -12,7 +12,14 @@ sums over the areas that are on; the commit limit includes SwapTotal.
 swapoff(2) brings every page of the area back into memory (try_to_unuse:
 each swap entry in every address space is read and mapped again, and the
 swap cache of the area is dropped) and then removes it; with too little
-memory it fails with ENOMEM and the area stays on.
+memory it fails with ENOMEM and the area stays on. Taking away an area of
+negative priority moves the areas below it up by one (-3 becomes -2), as
+the kernel does; an area that failed to go is put back with a new, lowest
+default priority.
+
+XXX: when memory runs out during try_to_unuse, the kernel's OOM killer
+chooses the swapoff task itself (set_current_oom_origin) and swapoff fails
+with EINTR; linmem kills nothing and fails with ENOMEM (Kernel.try_to_unuse).
 
 The compiled state: ``K.si`` (a row per area and one machine-wide row),
 ``K.swap_map`` (each slot's count), ``K.swap_cache`` and ``K.swap_shadow``
@@ -132,31 +139,65 @@ class Swap:
 
     # ---------------------------------------------------------- swapoff
 
-    def swapoff(self, path: str) -> None:
+    def swapoff(self, path: str, total_vm: int = 0) -> None:
         """Models sys_swapoff(): every page of the area comes back into
-        memory (try_to_unuse), then the area goes. ENOMEM leaves it on."""
+        memory (try_to_unuse), then the area goes.
+
+        ENOMEM, the area staying on, when the commit check refuses the
+        area's pages (security_vm_enough_memory_mm with the caller's
+        ``total_vm``: only with vm.overcommit_memory 2), or when memory runs
+        out bringing them back. Removing an area of negative priority raises
+        the priority of each area below it by one (and least_priority); an
+        area put back after a failure gets a new one (reinsert_swap_info ->
+        setup_swap_info: --least_priority).
+        """
+        from linmem.mm.memory import OutOfMemory
+        from linmem.mm.util import vm_enough_memory
         area = self.areas.get(path)
         if area is None:
             raise SwapError("EINVAL", f"swapoff {path}: not a swap area in use")
+        if not vm_enough_memory(self.machine, total_vm, area.pages):
+            raise SwapError("ENOMEM", f"swapoff {path}: its {area.pages} pages would exceed "
+                                      f"the commit limit")
+        self.machine.committed_as -= area.pages                 # vm_unacct_memory
         si = self.K.si
         row = area.row
         free = area.pages - (self.used_pages(area) - 1)
-        if self.free_pages - free < 0:
-            raise SwapError("ENOMEM", f"swapoff {path}: the swap state is inconsistent")
         si[row, SW.SI_FLAGS] &= ~SW.SWP_WRITEOK                 # del_from_avail_list
+        if area.priority < 0:
+            for other in self.areas.values():
+                if other.priority < area.priority:
+                    self._set_priority(other, other.priority + 1)
+            self.least_priority += 1
         si[SW.G_ROW, SW.G_NR_FREE] -= free
         si[SW.G_ROW, SW.G_TOTAL] -= area.pages
         if int(si[SW.G_ROW, SW.G_CUR_AREA]) == row:
             si[SW.G_ROW, SW.G_CUR_AREA] = -1
         try:
             self.kernel.try_to_unuse(int(si[row, SW.SI_BASE]), int(si[row, SW.SI_MAX]))
+        except OutOfMemory as err:
+            self._reinsert(area)
+            raise SwapError("ENOMEM", f"swapoff {path}: {err}") from None
         except Exception:
-            si[row, SW.SI_FLAGS] |= SW.SWP_WRITEOK              # reinsert_swap_info
-            si[SW.G_ROW, SW.G_NR_FREE] += area.pages - (self.used_pages(area) - 1)
-            si[SW.G_ROW, SW.G_TOTAL] += area.pages
+            self._reinsert(area)
             raise
+        self.K.swap_map[int(si[row, SW.SI_BASE])] = 0          # the header goes with swap_map
         si[row] = 0
         del self.areas[path]
+
+    def _set_priority(self, area: SwapArea, priority: int) -> None:
+        area.priority = priority
+        self.K.si[area.row, SW.SI_PRIO] = priority
+
+    def _reinsert(self, area: SwapArea) -> None:
+        """Models reinsert_swap_info(): the area is open for writing again."""
+        si = self.K.si
+        if area.priority < 0:
+            self.least_priority -= 1
+            self._set_priority(area, self.least_priority)
+        si[area.row, SW.SI_FLAGS] |= SW.SWP_WRITEOK
+        si[SW.G_ROW, SW.G_NR_FREE] += area.pages - (self.used_pages(area) - 1)
+        si[SW.G_ROW, SW.G_TOTAL] += area.pages
 
     # ------------------------------------------------------------- views
 

@@ -24,13 +24,16 @@ fsync(2)                until the file's writeback and the journal commit
 system call             ``T_SYSCALL`` = 1 us (mmap, munmap, brk, madvise...)
 fork                    ``T_FORK`` = 50 us + 0.1 us per page table entry copied
 exec                    ``T_EXEC`` = 200 us
+swapon, swapoff         ``T_SYSCALL``; swapoff also ``T_MAJOR`` per page
+                        it reads back (an ``at`` event takes no time)
 =====================  =========================================
 
 The kernel's own work happens on timers between steps: the flusher, the
 journal's commits, the completions of the disk's writes.
 
 Errors of the program (not of the scenario) are events, as on a real
-machine: ENOMEM from mmap, brk, malloc or fork makes the process exit with
+machine: a swapon or swapoff that fails is a ``swapon``/``swapoff`` event
+with its ``errno`` (the area keeps its state, the process goes on); ENOMEM from mmap, brk, malloc or fork makes the process exit with
 status 1 (as a program that checks malloc does); a bad access kills it with
 SIGSEGV. When reclaim cannot find a page the OOM killer kills the process
 of highest badness (an ``oom_kill`` event lists every candidate).
@@ -73,6 +76,8 @@ from linmem.errors import InputError
 from linmem.kernel.machine import Machine
 from linmem.mm.oom_kill import KernelPanic
 from linmem.mm.vmstat import node_item
+from linmem.mm.swapfile import SwapError
+from linmem.mm.vmstat import vm_event
 from linmem.procfs.meminfo import meminfo_fields
 from linmem.procfs.pagecache import pagecache_json
 from linmem.procfs.tree import proc_files, write_tree
@@ -82,6 +87,7 @@ from linmem.workload import steps as S
 T_SAMPLE_EPS = 1e-12
 RATE_COUNTERS = ("pswpin", "pswpout", "pgmajfault", "pgscan_kswapd", "pgsteal_kswapd",
                  "pgscan_direct", "pgsteal_direct")
+_PSWPIN = vm_event("pswpin")
 
 
 @dataclass
@@ -180,8 +186,8 @@ class Run:
             for path, size in scenario.files.items():
                 fs.create(path, size, boot=True)
         for area in scenario.swap:                 # swapon -a at boot, in the order listed
-            a = self.machine.kernel.swap.swapon(area.path, area.size, area.priority, area.type)
-            self.event("swapon", path=a.path, type=a.kind, pages=a.pages, priority=a.priority)
+            if area.active:
+                self.swapon(area.path)
 
     def push(self, time: float, kind: int, payload) -> None:
         """Queue work at ``time``; ``kind`` orders ties: 0 at-event, 1 start, 2 step."""
@@ -237,10 +243,42 @@ class Run:
     # ------------------------------------------------------------- events
 
     def _at_event(self, event) -> None:
-        if event.snapshot is not None:
+        if event.action == "snapshot":
             self.snapshot(event.snapshot)
+        elif event.action == "swapon":
+            self.swapon(event.swapon)
+        elif event.action == "swapoff":
+            self.swapoff(event.swapoff)
+        else:
+            self.sysctl(event.sysctl.as_dict(), f"at {event.time:g}s")
+
+    def swapon(self, path: str, **caller) -> None:
+        """swapon(2) of the area listed under ``swap`` at ``path``: a
+        ``swapon`` event (with ``errno`` when it fails: EBUSY if already on)."""
+        spec = next(a for a in self.scenario.swap if a.path == path)
+        try:
+            area = self.machine.kernel.swap.swapon(path, spec.size, spec.priority, spec.type)
+        except SwapError as err:
+            self.event("swapon", path=path, **caller, errno=err.errno, message=str(err))
             return
-        self.sysctl(event.sysctl.as_dict(), f"at {event.time:g}s")
+        self.event("swapon", path=path, **caller, type=area.kind, pages=area.pages,
+                   priority=area.priority)
+
+    def swapoff(self, path: str, total_vm: int = 0, **caller) -> int:
+        """swapoff(2) of the area at ``path``: a ``swapoff`` event with the
+        pages read back (pswpin), or with ``errno`` when it fails (EINVAL if
+        the area is off, ENOMEM without the memory to bring its pages
+        back: the area stays on). Returns the pages read."""
+        events = self.machine.page_alloc.S.events
+        before = int(events[_PSWPIN])
+        try:
+            self.machine.kernel.swap.swapoff(path, total_vm)
+        except SwapError as err:
+            self.event("swapoff", path=path, **caller, errno=err.errno, message=str(err),
+                       pages_read=int(events[_PSWPIN]) - before)
+            return int(events[_PSWPIN]) - before
+        self.event("swapoff", path=path, **caller, pages_read=int(events[_PSWPIN]) - before)
+        return int(events[_PSWPIN]) - before
 
     def snapshot(self, name: str) -> None:
         self.result.snapshots[name] = proc_files(self.machine)

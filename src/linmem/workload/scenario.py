@@ -25,8 +25,31 @@ Values the model reads:
   e.g. writing ``dirty_ratio`` clears ``dirty_bytes``);
 - ``Step``: one step; ``step.kind`` is its key (``"touch"``), ``step.args``
   its value (a model such as :class:`Touch`, or a scalar for ``brk``,
-  ``wait``, ``mlock``, ``munmap``, ``free``, ``sleep``, ``snapshot``, ``exit``).
+  ``wait``, ``mlock``, ``munmap``, ``free``, ``sleep``, ``snapshot``,
+  ``swapon``, ``swapoff``, ``exit``).
 - cgroup limits are ``int`` bytes or the string ``"max"``.
+
+Swap areas are declared once, in the ``swap`` section, as /etc/fstab lists
+them: each with its path, size, priority and type. The machine boots with
+every listed area on (``swapon -a``) except those marked ``active: false``
+(fstab's ``noauto``). ``swapon: PATH`` and ``swapoff: PATH``, as a process
+step or an ``at`` event, turn a listed area on or off by its path; naming
+a path not listed under ``swap`` is an error of the scenario::
+
+    swap:
+      - {path: /swapfile, size: 1GiB}
+      - {path: /dev/zram0, size: 512MiB, type: zram, priority: 100, active: false}
+    at:
+      - {time: 2s, swapon: /dev/zram0}
+      - {time: 5s, swapoff: /swapfile}
+
+An area turned on again takes the priority written for it, or, when none
+is, the next default one (-2, -3, ...), as swapon(8) does. Whether the
+call succeeds is decided at run time, as on a real machine: swapon of an
+area already on fails with EBUSY, swapoff of one that is off with EINVAL,
+and swapoff without the memory to bring the area's pages back with ENOMEM
+(the area stays on); each attempt is a ``swapon``/``swapoff`` event in
+events.jsonl (with ``errno`` when it failed), and the run goes on.
 """
 
 from __future__ import annotations
@@ -230,6 +253,7 @@ class SwapArea(_Model):
     size: Size
     priority: Optional[int] = Field(None, ge=-32768, le=32767)
     type: Literal["file", "partition", "zram"] = "file"
+    active: bool = True          # on at boot; false: only a swapon step or event turns it on
 
     @field_validator("size")
     @classmethod
@@ -404,7 +428,7 @@ class Fork(_Model):
 
 STEP_KINDS = ("mmap", "malloc", "brk", "touch", "read", "write", "fsync", "unlink", "fork",
               "wait", "madvise", "mlock", "munmap", "free", "exec", "sleep", "snapshot", "sysctl",
-              "replay", "exit")
+              "swapon", "swapoff", "replay", "exit")
 
 
 class Step(_Model):
@@ -428,6 +452,8 @@ class Step(_Model):
     sleep: Optional[Duration] = None
     snapshot: Optional[Name] = None
     sysctl: Optional[SysctlWrites] = None
+    swapon: Optional[AbsPath] = None
+    swapoff: Optional[AbsPath] = None
     replay: Optional[Replay] = None
     exit: Optional[int] = Field(None, ge=0, le=255)
 
@@ -488,19 +514,31 @@ class Process(_Model):
         return self
 
 
+AT_ACTIONS = ("snapshot", "sysctl", "swapon", "swapoff")
+
+
 class AtEvent(_Model):
-    """A timed event of the whole machine: a snapshot or sysctl writes."""
+    """A timed event of the whole machine: a snapshot, sysctl writes, or
+    swapon/swapoff of an area listed under ``swap``."""
 
     time: Duration
     snapshot: Optional[Name] = None
     sysctl: Optional[SysctlWrites] = None
+    swapon: Optional[AbsPath] = None
+    swapoff: Optional[AbsPath] = None
 
     @model_validator(mode="after")
     def _one_action(self) -> "AtEvent":
-        """Exactly one of ``snapshot`` and ``sysctl``."""
-        if (self.snapshot is None) == (self.sysctl is None):
-            raise ValueError("an `at` event has a time and exactly one of snapshot, sysctl")
+        """Exactly one action."""
+        if sum(getattr(self, a) is not None for a in AT_ACTIONS) != 1:
+            raise ValueError(f"an `at` event has a time and exactly one of "
+                             f"{', '.join(AT_ACTIONS)}")
         return self
+
+    @property
+    def action(self) -> str:
+        """The event's action, e.g. ``"swapoff"``."""
+        return next(a for a in AT_ACTIONS if getattr(self, a) is not None)
 
 
 class Scenario(_Model):
@@ -663,6 +701,8 @@ class _Walk:
             regions.clear()
         if kind == "snapshot":
             self.snapshot(args, here)
+        if kind in ("swapon", "swapoff"):
+            self.need_swap(args, here)
 
     def define(self, name: str, how: str, regions: dict, loc: tuple) -> None:
         """A new region name: not a built-in, not already live."""
@@ -701,6 +741,14 @@ class _Walk:
         elif args.size is not None and args.offset + args.size > size:
             self.error(here + ("size",), f"offset {args.offset} + size {args.size} goes beyond "
                                          f"the end of {args.file} ({size} bytes)")
+
+    def need_swap(self, path: str, loc: tuple) -> None:
+        """swapon and swapoff name an area listed under ``swap``."""
+        listed = [a.path for a in self.sc.swap]
+        if path not in listed:
+            known = f" (listed: {', '.join(listed)})" if listed else ""
+            self.error(loc, f"no swap area {path!r}: list it under `swap` (with "
+                            f"`active: false` to leave it off at boot){known}")
 
     def need_file(self, path: str, loc: tuple) -> None:
         """A file read or mapped is listed under files or written by a step."""
@@ -743,6 +791,8 @@ def _reference_errors(sc: Scenario) -> list[tuple[tuple, str]]:
     for i, event in enumerate(sc.at):
         if event.snapshot is not None:
             walk.snapshot(event.snapshot, ("at", i, "snapshot"))
+        if event.action in ("swapon", "swapoff"):
+            walk.need_swap(getattr(event, event.action), ("at", i, event.action))
     _check_cgroups(sc, walk.errors)
     _check_swap(sc, walk.errors)
     return walk.errors

@@ -6,7 +6,8 @@ kernel do: ``mmap`` is mmap(2) (anonymous private unless ``shared`` or a
 through the libc model, ``touch`` accesses pages of a region in a pattern
 (each page access a load or a store), ``madvise``/``mlock``/``munmap`` act on a
 whole region, ``fork`` starts a child that runs its own steps, ``wait`` reaps a
-child, ``exec`` replaces the program, ``exit`` ends the process.
+child, ``exec`` replaces the program, ``swapon``/``swapoff`` turn a listed swap
+area on or off (as swapon(8) run by the process), ``exit`` ends the process.
 
 Regions are named by ``as``, or ``heap`` (start_brk..brk), ``stack``, ``text``
 (the program's executable mapping) and ``data`` (its writable mapping).
@@ -500,6 +501,19 @@ def step_sysctl(run, proc, values, where) -> float:
     return T_SYSCALL
 
 
+def step_swapon(run, proc, path, where) -> float:
+    """swapon(2) of an area listed under ``swap`` (a failure is an event)."""
+    run.swapon(path, pid=proc.task.pid)
+    return T_SYSCALL
+
+
+def step_swapoff(run, proc, path, where) -> float:
+    """swapoff(2): the area's pages come back into memory (a failure, such
+    as ENOMEM, is an event); the caller waits for the reads."""
+    read = run.swapoff(path, proc.task.mm.vmas.total_vm, pid=proc.task.pid)
+    return T_SYSCALL + read * T_MAJOR
+
+
 def step_exit(run, proc, code, where) -> float:
     do_exit(run, proc, code)
     return 0.0
@@ -525,5 +539,6 @@ HANDLERS = {
     "malloc": step_malloc, "free": step_free, "madvise": step_madvise, "mlock": step_mlock,
     "fork": step_fork, "wait": step_wait, "read": step_read, "write": step_write,
     "fsync": step_fsync, "unlink": step_unlink, "exec": step_exec, "sleep": step_sleep,
-    "snapshot": step_snapshot, "sysctl": step_sysctl, "exit": step_exit,
+    "snapshot": step_snapshot, "sysctl": step_sysctl, "swapon": step_swapon,
+    "swapoff": step_swapoff, "exit": step_exit,
 }
