@@ -321,6 +321,8 @@ class PageAllocator:
         highest = int(np.flatnonzero(self.S.kswapd_wake).max())
         order = int(self.S.kswapd_wake[highest]) - 1      # a boosted-watermark wake asks order 0
         self.S.kswapd_wake[:] = 0
+        if self.reclaim is not None and self.reclaim.machine.node_unreclaimable:
+            return              # wakeup_kswapd: a hopeless node is left to direct reclaim
         self.S.events[vm_event("pageoutrun")] += 1
         if self.kswapd_listeners:
             self._kswapd_trace("wake", {"zone": self.zone_names[highest], "order": max(order, 0)})

@@ -234,15 +234,16 @@ class Reclaim:
         shadow-node shrinker). The swap writes it started complete as it
         ends (the device is quick next to a reclaim round): their folios
         rotate to the inactive tail."""
+        reclaimed = sc.nr_reclaimed
         if self.lru_gen is not None:
             self.lru_gen.shrink_node(sc)            # lru_gen_shrink_node
-            self.shrink_shadow_nodes(sc)
-            E.end_swap_writeback(self.S.ref, self.wb)
-            return
-        self.prepare_scan_control(sc)
-        self.shrink_lruvec(sc)
+        else:
+            self.prepare_scan_control(sc)
+            self.shrink_lruvec(sc)
         self.shrink_shadow_nodes(sc)
         E.end_swap_writeback(self.S.ref, self.wb)
+        if sc.nr_reclaimed > reclaimed:             # progress revives a dormant kswapd
+            self.machine.kswapd_failures = 0
 
     def shrink_shadow_nodes(self, sc: ScanControl) -> None:
         """Models the workingset shadow shrinker (count_shadow_nodes,
