@@ -247,12 +247,18 @@ sys.exit(rc)
 
 
 def test_pmap_starts_fast_and_light(tmp_path):
-    tree = proctools.freeze_processes(tmp_path / "proc", [os.getpid()])
+    # a small process of its own: the test process's maps grow with the suite
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        tree = proctools.freeze_processes(tmp_path / "proc", [sleeper.pid])
+    finally:
+        sleeper.kill()
+        sleeper.wait()
     best = float("inf")
     for _ in range(3):
         start = time.perf_counter()
         proc = subprocess.run([str(PYTHON), "-c", _STARTUP, "pmap", "--proc", str(tree), "-x",
-                               str(os.getpid())], capture_output=True, text=True, cwd=ROOT)
+                               str(sleeper.pid)], capture_output=True, text=True, cwd=ROOT)
         best = min(best, time.perf_counter() - start)
         assert proc.returncode == 0, proc.stderr
         assert "HEAVY []" in proc.stderr
