@@ -96,6 +96,8 @@ class ScanControl:
     kswapd: bool = False
     may_swap: bool = True
     may_deactivate: int = 0
+    skipped_deactivate: bool = False
+    force_deactivate: bool = False
     cache_trim_mode: bool = False
     file_is_tiny: bool = False
     anon_cost: int = 0
@@ -159,7 +161,7 @@ class Reclaim:
         cost = self.S.lrucost[0]
         sc.anon_cost, sc.file_cost = int(cost[L.COST_ANON]), int(cost[L.COST_FILE])
         node = self.S.node_stat
-        sc.may_deactivate = 0
+        sc.may_deactivate = DEACTIVATE_ANON | DEACTIVATE_FILE if sc.force_deactivate else 0
         for file, bit, snap in ((0, DEACTIVATE_ANON, L.REFAULTS_ANON),
                                 (1, DEACTIVATE_FILE, L.REFAULTS_FILE)):
             if node[WORKINGSET_ACTIVATE[file]] != cost[snap] or self.inactive_is_low(bool(file)):
@@ -221,6 +223,9 @@ class Reclaim:
         (the loop is compiled: linmem.engine.vmscan.shrink_lruvec_lists);
         then, with swap, age the active anon list if the inactive is low."""
         nr = np.array(self.get_scan_count(sc), dtype=np.int64)
+        if (nr[AA] and not sc.may_deactivate & DEACTIVATE_ANON) or \
+                (nr[AF] and not sc.may_deactivate & DEACTIVATE_FILE):
+            sc.skipped_deactivate = True               # shrink_list could not deactivate
         proportional = not sc.kswapd and sc.priority == DEF_PRIORITY
         rows = self._rows()              # first: it may register a file (a new ref)
         E.shrink_lruvec_lists(self.S.ref, rows, 0, nr, sc.nr_to_reclaim, proportional,
@@ -290,14 +295,19 @@ class Reclaim:
 
     def try_to_free_pages(self) -> int:
         """Models try_to_free_pages() -> do_try_to_free_pages(): direct
-        reclaim of SWAP_CLUSTER_MAX pages, priority 12 down to 0. Returns
-        the pages reclaimed."""
+        reclaim of SWAP_CLUSTER_MAX pages, priority 12 down to 0; when that
+        frees nothing and an active list was left alone (skipped_deactivate),
+        once more with forced deactivation. Returns the pages reclaimed."""
         sc = ScanControl(nr_to_reclaim=SWAP_CLUSTER_MAX)
-        for priority in range(DEF_PRIORITY, -1, -1):
-            sc.priority = priority
-            self.shrink_node(sc)
-            if sc.nr_reclaimed >= sc.nr_to_reclaim:
+        while True:
+            for priority in range(DEF_PRIORITY, -1, -1):
+                sc.priority = priority
+                self.shrink_node(sc)
+                if sc.nr_reclaimed >= sc.nr_to_reclaim:
+                    break
+            if sc.nr_reclaimed or not sc.skipped_deactivate or sc.force_deactivate:
                 break
+            sc.force_deactivate, sc.skipped_deactivate = True, False   # retry, deactivating
         self._finish(sc, "direct")
         return sc.nr_reclaimed
 
