@@ -368,7 +368,9 @@ def test_tmpfs_pages_are_shmem_on_the_anon_lru_and_never_counted_dirty(results, 
     assert w["vmstat"]["nr_dirtied"] <= NOISE
     assert abs(w["vmstat"]["nr_shmem"] - n) <= LAG
     shmem = phase(r, "settle-write")["scan"]["shmem"]
-    assert shmem["pages"] == n and shmem["active"] == 0    # (a few still in an LRU batch)
+    # none active, but for the pages DAMON's pageout scheme isolated: it
+    # activates the dirty ones (tmpfs pages are), as it does files' (damon())
+    assert shmem["pages"] == n and shmem["active"] <= damon(n)
     assert shmem["dirty"] == n                              # PG_dirty, but never accounted
     assert cached(r, "write") == [n, 0, 0]                  # cachestat: not dirty either
     assert phase(r, "settle-unlink")["memcg_after"]["shmem"] == 0
