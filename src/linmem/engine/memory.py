@@ -24,7 +24,6 @@ from linmem.engine import swap_state as SS
 from linmem.engine import swapfile as SW
 from linmem.engine.jit import njit
 from linmem.engine.mm_inline import lru_gen_enter_fault, lru_gen_exit_fault
-from linmem.engine.workingset import workingset_refault_anon
 from linmem.engine.pgtable import (
     _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, _PAGE_SPECIAL, _PAGE_TABLE,
     _PAGE_USER, C_HUGE_ZERO_PFN, C_PREALLOC_THP, C_SWAP_PEND_MM, C_SWAP_PEND_PAGE, C_SWAP_PEND_VA,
@@ -399,17 +398,11 @@ def do_swap_page(M, V, vi, mm, pte_t, va, entry, write, memcg):
         M.memcg[page] = memcg
         result = MAJOR
         if (M.si[a, SW.SI_FLAGS] & SW.SWP_SYNCHRONOUS_IO) and SW.swap_count(M, slot) == 1:
-            M.flags[page] |= PG_swapbacked
-            workingset_refault_anon(M, slot, page, memcg)
-            L.lruvec_add_folio(M, page, 1, memcg)
-            SS.swap_read_folio(M, page, slot)
+            SS.swapin_new_folio(M, page, slot, memcg, False)
             M.refcount[page] = 0                     # the mapping below takes the first
         else:
             SW.swapcache_prepare(M, slot)
-            SS.add_to_swap_cache(M, page, slot, False)
-            workingset_refault_anon(M, slot, page, memcg)
-            L.lruvec_add_folio(M, page, 1, memcg)
-            SS.swap_read_folio(M, page, slot)
+            SS.swapin_new_folio(M, page, slot, memcg, True)
             M.refcount[page] += 1                    # held while reading ahead
             M.ctl[C_SWAP_PEND_PAGE] = page
             if SS.swap_vma_readahead(M, mm, pte_t, va, V[vi, V_START], V[vi, V_END],

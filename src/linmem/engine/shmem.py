@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from linmem.engine import lru as L
 from linmem.engine import page_writeback as PW
 from linmem.engine import swap_state as SS
 from linmem.engine import swapfile as SW
@@ -67,8 +66,7 @@ from linmem.engine.pgtable import (C_NEED_KIND, C_SWAP_PEND_END, C_SWAP_PEND_MM,
                                    NEED_PAGE, OK, PAGE_SHIFT, alloc_frame, table_index, walk_pte)
 from linmem.engine.readahead import (PG_readahead, filemap_get_entry, pc_is_swap, pc_swap_entry,
                                      pc_swap_slot)
-from linmem.engine.workingset import workingset_refault_anon
-from linmem.mm.frames import PG_dirty, PG_referenced, PG_swapbacked, PG_writeback
+from linmem.mm.frames import PG_dirty, PG_referenced, PG_writeback
 
 # enum sgp_type
 SGP_READ, SGP_NOALLOC, SGP_CACHE, SGP_WRITE = 0, 1, 2, 3
@@ -203,15 +201,9 @@ def shmem_swapin_folio(M, fid, index, slot, sgp, memcg):
         a = SW.swap_area(M, slot)
         if M.si[a, SW.SI_FLAGS] & SW.SWP_SYNCHRONOUS_IO:     # shmem_swap_alloc_folio
             skip_swapcache = True
-            M.flags[page] |= PG_swapbacked
-            workingset_refault_anon(M, slot, page, memcg)
-            L.lruvec_add_folio(M, page, 1, memcg)
-            SS.swap_read_folio(M, page, slot)
+            SS.swapin_new_folio(M, page, slot, memcg, False)
         else:                                                 # shmem_swapin_cluster
-            SS.add_to_swap_cache(M, page, slot, False)
-            workingset_refault_anon(M, slot, page, memcg)
-            L.lruvec_add_folio(M, page, 1, memcg)
-            SS.swap_read_folio(M, page, slot)
+            SS.swapin_new_folio(M, page, slot, memcg, True)
             M.refcount[page] += 1                             # held while reading ahead
             M.ctl[C_SWAP_PEND_MM] = SHMEM_PEND
             M.ctl[C_SWAP_PEND_VA] = slot

@@ -156,6 +156,21 @@ def swap_end_writeback(M, page):
         PW.rotate_reclaimable(M, page)
 
 
+@njit
+def swapin_new_folio(M, page, slot, memcg, into_cache):
+    """A new folio for the swapped-out ``slot`` (__swap_cache_prepare_and_add,
+    or for a synchronous device the folio alone): into the swap cache (its
+    first reference becomes the cache's) or merely swap-backed; its refault
+    counted (workingset_refault), onto the LRU, and read."""
+    if into_cache:
+        add_to_swap_cache(M, page, slot, False)
+    else:
+        M.flags[page] |= PG_swapbacked
+    workingset_refault_anon(M, slot, page, memcg)
+    L.lruvec_add_folio(M, page, 1, memcg)
+    swap_read_folio(M, page, slot)
+
+
 # --------------------------------------------------------------------------
 # readahead
 
@@ -177,10 +192,7 @@ def swap_cache_alloc_folio(M, slot, memcg):
         M.ctl[C_NEED_KIND] = -2                      # tells swap_ra_read to get memory
         return np.int64(-1), False
     M.memcg[page] = memcg
-    add_to_swap_cache(M, page, slot, False)
-    workingset_refault_anon(M, slot, page, memcg)
-    L.lruvec_add_folio(M, page, 1, memcg)
-    swap_read_folio(M, page, slot)
+    swapin_new_folio(M, page, slot, memcg, True)
     return page, True
 
 

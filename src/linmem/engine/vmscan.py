@@ -155,7 +155,6 @@ def _reclaim_one(M, R, page, memcg, nr, stats, wb):
     """shrink_folio_list() for one folio of an inactive list; the pages
     freed (0, or the folio's)."""
     flags = M.flags[page]
-    file = not (flags & PG_swapbacked)
     if flags & PG_unevictable:
         _move(M, page, memcg, 0, 0, False)              # culled to its list
         return 0

@@ -51,7 +51,6 @@ from linmem.mm.mmzone import WMARK_HIGH
 from linmem.mm.vmstat import node_item
 
 DEF_PRIORITY = 12
-NR_FREE_PAGES = "nr_free_pages"
 LRU_GEN_ENABLED = 0x0007          # /sys/kernel/mm/lru_gen/enabled: CONFIG_LRU_GEN_ENABLED
 
 

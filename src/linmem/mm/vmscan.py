@@ -72,7 +72,6 @@ SCAN_EQUAL, SCAN_FRACT, SCAN_ANON, SCAN_FILE = 0, 1, 2, 3
 
 IA, AA, IF, AF = L.LRU_INACTIVE_ANON, L.LRU_ACTIVE_ANON, L.LRU_INACTIVE_FILE, L.LRU_ACTIVE_FILE
 NR_LIST = {lru: node_item(f"nr_{name}") for lru, name in enumerate(L.LRU_NAMES)}
-NR_FREE_PAGES = "nr_free_pages"
 WORKINGSET_ACTIVATE = {0: node_item("workingset_activate_anon"),
                        1: node_item("workingset_activate_file")}
 WB_BUFFER = 1 << 16
@@ -129,9 +128,6 @@ class Reclaim:
 
     def size(self, lru: int) -> int:
         return int(self.S.node_stat[NR_LIST[lru]])
-
-    def _lists(self) -> tuple[int, int]:
-        return self.size(IF), self.size(AF)
 
     def inactive_is_low(self, file: bool) -> bool:
         base = IF if file else IA
