@@ -59,7 +59,8 @@ def test_refault_distance_boundary(machine, extra, active):
     nr_active = int(K.node_stat[node_item("nr_active_file")])
     eviction = 1000
     K.nonresident[0] = eviction + nr_active + extra
-    K.shadow[slot] = ((eviction << 1) | 1) + 1              # in the workingset when evicted
+    packed = eviction << W.MEMCG_ID_SHIFT                   # evicted from the root memcg
+    K.shadow[slot] = ((packed << 1) | 1) + 1                # in the workingset when evicted
     flags = K.flags[page]
     W.workingset_refault(K.ref, slot, page, 0)
     assert bool(K.flags[page] & PG_active) == active

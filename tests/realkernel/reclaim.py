@@ -748,12 +748,14 @@ SWAPPINESS = (0, 60, 100, 200)
 
 def matrix() -> list[tuple[str, ...]]:
     """Every recorded experiment, as (experiment, args...) tuples."""
-    specs: list[tuple[str, ...]] = [("anon-oom", "64M", "32M", "128M")]
+    specs: list[tuple[str, ...]] = [("anon-oom", "64M", "32M", "128M"),
+                                    ("anon-oom", "64M", "0", "128M")]
     for kind in ("swapfile", "zram"):
         specs.append(("anon-swap-passes", kind, "64M", "128M", "3", "write"))
     specs.append(("anon-swap-passes", "swapfile", "64M", "128M", "3", "read"))
     specs += [("file-refault", "64M", "128M", "4K"), ("file-refault", "64M", "128M", "1M"),
-              ("file-refault", "64M", "48M", "1M", "3", "32M")]
+              ("file-refault", "64M", "48M", "1M", "3", "32M"),
+              ("file-refault", "64M", "200M", "4K", "1")]
     specs += [("anon-plus-streaming", "160M", "96M", "200M", str(s)) for s in SWAPPINESS]
     specs += [("anon-plus-streaming", "160M", "96M", "200M", str(s), "distinct", "40M")
               for s in (100, 200)]

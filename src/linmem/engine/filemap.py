@@ -60,6 +60,7 @@ import numpy as np
 
 from linmem.engine import lru as L
 from linmem.engine import readahead as R
+from linmem.engine import memcontrol as MC
 from linmem.engine.jit import njit
 from linmem.engine.mm_inline import lru_gen_enabled, lru_gen_inc_refs
 from linmem.engine.workingset import workingset_age_nonresident
@@ -209,10 +210,11 @@ def shmem_get_page(M, fid, pgoff, memcg):
     M.flags[pfn] |= PG_uptodate | PG_swapbacked
     M.mapping[pfn] = fid
     M.index[pfn] = pgoff
-    M.memcg[pfn] = memcg
     M.pc[M.f_base[fid] + pgoff] = pfn
     M.node_stat[NR_FILE_PAGES] += 1
+    MC.mod_memcg_page(M, pfn, MC.MS_FILE_PAGES, 1)
     M.node_stat[NR_SHMEM] += 1
+    MC.mod_memcg_page(M, pfn, MC.MS_SHMEM, 1)
     L.lruvec_add_folio(M, pfn, 1, memcg)
     return pfn
 
@@ -225,6 +227,7 @@ def map_file_page(M, mm, pte_t, i, page, vm_flags):
     M.mapcount[page] += 1
     if M.mapcount[page] == 1:
         M.node_stat[NR_FILE_MAPPED] += 1
+        MC.mod_memcg_page(M, page, MC.MS_FILE_MAPPED, 1)
     pte = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED
     if M.flags[page] & PG_swapbacked:
         M.mm_stat[mm, MM_SHMEMPAGES] += 1

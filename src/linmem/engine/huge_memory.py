@@ -26,7 +26,7 @@ from linmem.engine.memory import split_huge_pmd
 from linmem.engine.pgtable import (_PAGE_PSE, _PAGE_SPECIAL, HPAGE_PMD_NR, PMD_SHIFT, pte_pfn,
                                    table_index, walk_pmd)
 from linmem.engine.rmap import R_END, R_MM, R_START, _address, _rows, rmap_key
-from linmem.mm.frames import (PG_active, PG_anon, PG_dirty, PG_head, PG_lru, PG_mlocked,
+from linmem.mm.frames import (PG_memcg, PG_active, PG_anon, PG_dirty, PG_head, PG_lru, PG_mlocked,
                               PG_referenced, PG_swapbacked, PG_unevictable, PG_uptodate,
                               PG_workingset)
 from linmem.mm.vmstat import vm_event
@@ -35,7 +35,7 @@ THP_SPLIT_PAGE = vm_event("thp_split_page")
 THP_SPLIT_PAGE_FAILED = vm_event("thp_split_page_failed")
 THP_SWPOUT_FALLBACK = vm_event("thp_swpout_fallback")
 KEEP_FLAGS = (PG_anon | PG_swapbacked | PG_uptodate | PG_active | PG_referenced |
-              PG_workingset | PG_dirty | PG_mlocked | PG_unevictable)
+              PG_workingset | PG_dirty | PG_mlocked | PG_unevictable | PG_memcg)
 
 
 @njit

@@ -22,6 +22,7 @@ import numpy as np
 
 from linmem.engine import buddy as B
 from linmem.engine.jit import njit
+from linmem.engine.memcontrol import MC_PARENT, MS_LRU_H, mod_lru_size
 from linmem.engine.mm_inline import lru_gen_add_folio, lru_gen_del_folio
 from linmem.mm.frames import PG_active, PG_lru, PG_swapbacked, PG_unevictable
 from linmem.mm.vmstat import NR_ZONE_INACTIVE_ANON, node_item
@@ -52,21 +53,23 @@ def folio_lru_list(M, pfn):
 
 
 @njit
-def _account(M, pfn, lru, nr):
+def _account(M, pfn, memcg, lru, nr):
     M.node_stat[NR_INACTIVE_ANON + lru] += nr
     z = B.zone_of(M, pfn)
     M.zstat[z, NR_ZONE_INACTIVE_ANON + lru] += nr
+    mod_lru_size(M, memcg, lru, nr)
 
 
 @njit
 def _add(M, pfn, nr_pages, memcg, to_tail):
+    memcg = np.int64(M.memcg[pfn])                  # folio_lruvec(): the folio's memcg
     if lru_gen_add_folio(M, pfn, nr_pages, memcg, to_tail):   # machine.lru: mglru
         M.flags[pfn] |= PG_lru
         return
     lru = folio_lru_list(M, pfn)
     B._list_add(M.lru_head, M.lru_tail, memcg, 0, lru, M.nxt, M.prv, pfn, to_tail)
     M.flags[pfn] |= PG_lru
-    _account(M, pfn, lru, nr_pages)
+    _account(M, pfn, memcg, lru, nr_pages)
 
 
 @njit
@@ -84,13 +87,14 @@ def lruvec_add_folio_tail(M, pfn, nr_pages, memcg):
 @njit
 def lruvec_del_folio(M, pfn, nr_pages, memcg):
     """Models lruvec_del_folio(): off its list, PG_lru cleared."""
+    memcg = np.int64(M.memcg[pfn])
     if lru_gen_del_folio(M, pfn, nr_pages, memcg, False):     # machine.lru: mglru
         M.flags[pfn] &= ~np.uint32(PG_lru)
         return
     lru = folio_lru_list(M, pfn)
     B._list_del(M.lru_head, M.lru_tail, memcg, 0, lru, M.nxt, M.prv, pfn)
     M.flags[pfn] &= ~np.uint32(PG_lru)
-    _account(M, pfn, lru, -nr_pages)
+    _account(M, pfn, memcg, lru, -nr_pages)
 
 
 # the lruvec's reclaim costs (lrucost[memcg, ...])
@@ -102,13 +106,16 @@ NR_LRUCOST = 4
 def lru_note_cost(M, memcg, file, nr_io, nr_rotated):
     """Models lru_note_cost() (mm/swap.c): reclaim of one type cost
     ``nr_io`` pages of I/O (weighted x SWAP_CLUSTER_MAX) and ``nr_rotated``
-    pages put back; both costs halve once they pass a quarter of the LRU
-    pages (a floating average)."""
+    pages put back, on the lruvec and each ancestor's; each lruvec's costs
+    halve once they pass a quarter of its LRU pages (a floating average)."""
     cost = nr_io * 32 + nr_rotated
-    M.lrucost[memcg, COST_FILE if file else COST_ANON] += cost
-    lrusize = 0
-    for lru in range(LRU_UNEVICTABLE):
-        lrusize += M.node_stat[NR_INACTIVE_ANON + lru]
-    if M.lrucost[memcg, COST_FILE] + M.lrucost[memcg, COST_ANON] > lrusize // 4:
-        M.lrucost[memcg, COST_FILE] //= 2
-        M.lrucost[memcg, COST_ANON] //= 2
+    c = np.int64(memcg)
+    while c >= 0:
+        M.lrucost[c, COST_FILE if file else COST_ANON] += cost
+        lrusize = 0
+        for lru in range(LRU_UNEVICTABLE):
+            lrusize += M.mstat[c, MS_LRU_H + lru]
+        if M.lrucost[c, COST_FILE] + M.lrucost[c, COST_ANON] > lrusize // 4:
+            M.lrucost[c, COST_FILE] //= 2
+            M.lrucost[c, COST_ANON] //= 2
+        c = M.mc[c, MC_PARENT]

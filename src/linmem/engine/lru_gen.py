@@ -371,8 +371,8 @@ def inc_max_seq(M, memcg, swappiness):
         for zone in range(MI.NZ):
             delta = G[MI.nr_idx(prev, type_, zone)] - G[MI.nr_idx(nxt, type_, zone)]
             if delta:
-                MI.update_lru_size(M, type_ * 2, zone, delta)
-                MI.update_lru_size(M, type_ * 2 + 1, zone, -delta)
+                MI.update_lru_size(M, memcg, type_ * 2, zone, delta)
+                MI.update_lru_size(M, memcg, type_ * 2 + 1, zone, -delta)
     G[LG_TIMESTAMPS + nxt] = M.ctl[C_NOW_US]
     G[LG_MAX_SEQ] += 1
     return True

@@ -17,6 +17,7 @@ import numpy as np
 from linmem.engine import buddy as B
 from linmem.engine import filemap as F
 from linmem.engine import lru as L
+from linmem.engine import memcontrol as MC
 from linmem.engine import page_writeback as PW
 from linmem.engine import readahead as R
 from linmem.engine import shmem as SH
@@ -117,12 +118,13 @@ def new_anon_folio(M, pfn, nr, anon_vma, vpn, vm_flags, memcg):
         S.order[pfn] = HPAGE_PMD_ORDER
         M.index[pfn + 1] = 1                       # entire mapcount
         M.node_stat[NR_ANON_THPS] += nr
+        MC.mod_memcg_page(M, pfn, MC.MS_ANON_THPS, nr)
     M.mapping[pfn] = anon_vma
     M.index[pfn] = vpn
-    M.memcg[pfn] = memcg
     for i in range(nr):
         M.mapcount[pfn + i] = 1
     M.node_stat[NR_ANON_MAPPED] += nr
+    MC.mod_memcg_page(M, pfn, MC.MS_ANON_MAPPED, nr)
     if vm_flags & VM_LOCKED:
         _mlock_folio(M, pfn, nr)
     L.lruvec_add_folio(M, pfn, nr, memcg)
@@ -172,8 +174,10 @@ def truncate_file(M, fid):
         PW.folio_cancel_dirty(M, page)
         M.pc[slot] = -1
         M.node_stat[F.NR_FILE_PAGES] -= 1
+        MC.mod_memcg_page(M, page, MC.MS_FILE_PAGES, -1)
         if M.flags[page] & PG_swapbacked:
             M.node_stat[F.NR_SHMEM] -= 1
+            MC.mod_memcg_page(M, page, MC.MS_SHMEM, -1)
         folio_put(M, page)
 
 
@@ -193,6 +197,7 @@ def invalidate_mapping_pages(M, fid, start=0, end=-1):
             continue
         M.pc[slot] = -1
         M.node_stat[F.NR_FILE_PAGES] -= 1
+        MC.mod_memcg_page(M, page, MC.MS_FILE_PAGES, -1)
         folio_put(M, page)
         dropped += 1
     return dropped
@@ -215,8 +220,10 @@ def _page_unmapped(M, pfn, head):
     if M.mapcount[pfn] == 0:
         if M.flags[head] & PG_anon:
             M.node_stat[NR_ANON_MAPPED] -= 1
+            MC.mod_memcg_page(M, head, MC.MS_ANON_MAPPED, -1)
         else:
             M.node_stat[NR_FILE_MAPPED] -= 1
+            MC.mod_memcg_page(M, head, MC.MS_FILE_MAPPED, -1)
 
 
 @njit
@@ -395,7 +402,6 @@ def do_swap_page(M, V, vi, mm, pte_t, va, entry, write, memcg):
         page = alloc_frame(M, KIND_USER)
         if page < 0:
             return NEED_PAGE
-        M.memcg[page] = memcg
         result = MAJOR
         if (M.si[a, SW.SI_FLAGS] & SW.SWP_SYNCHRONOUS_IO) and SW.swap_count(M, slot) == 1:
             SS.swapin_new_folio(M, page, slot, memcg, False)
@@ -423,6 +429,7 @@ def do_swap_page(M, V, vi, mm, pte_t, va, entry, write, memcg):
     M.mapcount[page] += 1
     if M.mapcount[page] == 1:
         M.node_stat[NR_ANON_MAPPED] += 1
+        MC.mod_memcg_page(M, page, MC.MS_ANON_MAPPED, 1)
     pte = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED
     if exclusive and (flags & VM_WRITE):
         pte |= _PAGE_RW
@@ -489,7 +496,8 @@ def do_huge_pmd_anonymous_page(M, V, vi, mm, pmd_t, va, write, memcg):
     dep, st = alloc_table(M)
     if st != OK:
         if not use_zero:
-            M.ctl[C_PREALLOC_THP] = pfn              # keep it for the retry
+            MC.uncharge_folio(M, pfn, HPAGE_PMD_NR)  # keep it for the retry, uncharged
+            M.ctl[C_PREALLOC_THP] = pfn
         return st
     M.mm_stat[mm, MM_NR_PTES] += 1
     pi = table_index(va, PMD_SHIFT)
@@ -528,6 +536,7 @@ def split_huge_pmd(M, pmd_t, va):
         M.index[pfn + 1] -= 1
         if M.index[pfn + 1] == 0:
             M.node_stat[NR_ANON_THPS] -= HPAGE_PMD_NR
+            MC.mod_memcg_page(M, pfn, MC.MS_ANON_THPS, -HPAGE_PMD_NR)
     M.pt[pmd_t, pi] = (dep << PAGE_SHIFT) | _PAGE_TABLE | _PAGE_PRESENT | _PAGE_RW | _PAGE_USER
     M.events[THP_SPLIT_PMD] += 1
     return dep
@@ -666,6 +675,7 @@ def access_pages(M, V, mm, pid, vas, write, start, memcg):
         if r == HIT:
             continue
         M.events[PGFAULT] += 1
+        MC.count_fault(M, r == MAJOR)
         if r == MAJOR:
             M.events[PGMAJFAULT] += 1
             M.task_stat[pid, T_MAJ_FLT] += 1
@@ -734,6 +744,7 @@ def _zap_huge_pmd(M, mm, pmd_t, pi):
     M.index[head + 1] -= 1
     if M.index[head + 1] == 0:
         M.node_stat[NR_ANON_THPS] -= HPAGE_PMD_NR
+        MC.mod_memcg_page(M, head, MC.MS_ANON_THPS, -HPAGE_PMD_NR)
     folio_put(M, head)
 
 

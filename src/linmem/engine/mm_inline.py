@@ -41,6 +41,7 @@ import numpy as np
 
 from linmem.engine import buddy as B
 from linmem.engine.jit import njit
+from linmem.engine.memcontrol import MS_ACTIVATE, MS_REFAULT, MS_RESTORE, count_workingset, mod_lru_size
 from linmem.mm.frames import (LRU_GEN_MASK, LRU_GEN_PGOFF, LRU_REFS_MASK, LRU_REFS_PGOFF,
                               LRU_REFS_WIDTH, PG_active, PG_dirty, PG_referenced, PG_reclaim,
                               PG_swapbacked, PG_swapcache, PG_unevictable, PG_workingset,
@@ -110,10 +111,12 @@ def tier_idx(type_, tier):
 
 
 @njit
-def update_lru_size(M, lru, zone, delta):
-    """__update_lru_size(): the node's and the zone's nr_{in,}active_*."""
+def update_lru_size(M, memcg, lru, zone, delta):
+    """update_lru_size(): the node's and the zone's nr_{in,}active_*, and
+    the memcg's (mem_cgroup_update_lru_size)."""
     M.node_stat[NR_INACTIVE_ANON + lru] += delta
     M.zstat[zone, NR_ZONE_INACTIVE_ANON + lru] += delta
+    mod_lru_size(M, memcg, lru, delta)
 
 
 @njit
@@ -129,14 +132,14 @@ def lru_gen_update_size(M, memcg, pfn, nr, old_gen, new_gen):
     if new_gen >= 0:
         G[nr_idx(new_gen, type_, zone)] += nr
     if old_gen < 0:
-        update_lru_size(M, lru + (1 if lru_gen_is_active(M, memcg, new_gen) else 0), zone, nr)
+        update_lru_size(M, memcg, lru + (1 if lru_gen_is_active(M, memcg, new_gen) else 0), zone, nr)
         return
     if new_gen < 0:
-        update_lru_size(M, lru + (1 if lru_gen_is_active(M, memcg, old_gen) else 0), zone, -nr)
+        update_lru_size(M, memcg, lru + (1 if lru_gen_is_active(M, memcg, old_gen) else 0), zone, -nr)
         return
     if not lru_gen_is_active(M, memcg, old_gen) and lru_gen_is_active(M, memcg, new_gen):
-        update_lru_size(M, lru, zone, -nr)
-        update_lru_size(M, lru + 1, zone, nr)
+        update_lru_size(M, memcg, lru, zone, -nr)
+        update_lru_size(M, memcg, lru + 1, zone, nr)
 
 
 @njit
@@ -290,6 +293,7 @@ def lru_gen_refault(M, shadow, pfn, memcg, file):
     ws = packed & 1
     token = packed >> 1
     M.node_stat[WORKINGSET_REFAULT_ANON + file] += 1
+    count_workingset(M, memcg, MS_REFAULT, file)
     if abs(M.lrugen[memcg, LG_MAX_SEQ] - (token >> LRU_REFS_WIDTH)) >= MAX_NR_GENS:
         return
     refs = (token & ((1 << LRU_REFS_WIDTH) - 1)) + 1
@@ -297,9 +301,11 @@ def lru_gen_refault(M, shadow, pfn, memcg, file):
     M.lrugen[memcg, LG_REFAULTED + tier_idx(file, tier)] += 1
     if M.lrugen[0, LG_IN_FAULT]:
         M.node_stat[WORKINGSET_ACTIVATE_ANON + file] += 1
+        count_workingset(M, memcg, MS_ACTIVATE, file)
     if ws:
         M.flags[pfn] |= PG_workingset
         M.node_stat[WORKINGSET_RESTORE_ANON + file] += 1
+        count_workingset(M, memcg, MS_RESTORE, file)
     else:
         M.flags[pfn] = (M.flags[pfn] & ~np.uint32(LRU_REFS_MASK)) | \
             np.uint32((refs - 1) << LRU_REFS_PGOFF)

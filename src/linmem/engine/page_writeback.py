@@ -41,6 +41,7 @@ from linmem.engine import buddy as B
 from linmem.engine import lru as L
 from linmem.engine.filemap import NR_FILE_PAGES, NR_SHMEM, folio_mark_accessed
 from linmem.engine.readahead import PGPGIN, RA_SHMEM, find_get_page
+from linmem.engine import memcontrol as MC
 from linmem.engine.jit import njit
 from linmem.engine.workingset import workingset_refault
 from linmem.engine.pgtable import C_NOW_US, KIND_USER, NEED_PAGE, OK, alloc_frame
@@ -75,6 +76,7 @@ def folio_mark_dirty(M, page):
     if M.ra[fid, RA_SHMEM]:
         return 0                                     # shmem: noop_dirty_folio
     M.node_stat[NR_FILE_DIRTY] += 1
+    MC.mod_memcg_page(M, page, MC.MS_FILE_DIRTY, 1)
     M.node_stat[NR_DIRTIED] += 1
     M.zstat[B.zone_of(M, page), NR_ZONE_WRITE_PENDING] += 1
     if M.fstat[fid, FS_DIRTY] == 0 and M.fstat[fid, FS_WRITEBACK] == 0:
@@ -94,6 +96,7 @@ def folio_cancel_dirty(M, page):
     if M.ra[fid, RA_SHMEM]:
         return
     M.node_stat[NR_FILE_DIRTY] -= 1
+    MC.mod_memcg_page(M, page, MC.MS_FILE_DIRTY, -1)
     M.zstat[B.zone_of(M, page), NR_ZONE_WRITE_PENDING] -= 1
     _file_dirty_sub(M, fid, 1)
 
@@ -113,13 +116,14 @@ def add_to_page_cache(M, fid, pgoff, pfn, memcg):
     if M.ra[fid, RA_SHMEM]:
         flags |= PG_swapbacked
         M.node_stat[NR_SHMEM] += 1
+        MC.mod_memcg_page(M, pfn, MC.MS_SHMEM, 1)
     M.flags[pfn] |= flags
     M.mapping[pfn] = fid
     M.index[pfn] = pgoff
-    M.memcg[pfn] = memcg
     M.pc[M.f_base[fid] + pgoff] = pfn
     workingset_refault(M, M.f_base[fid] + pgoff, pfn, memcg)
     M.node_stat[NR_FILE_PAGES] += 1
+    MC.mod_memcg_page(M, pfn, MC.MS_FILE_PAGES, 1)
     L.lruvec_add_folio(M, pfn, 1, memcg)
 
 
@@ -176,7 +180,9 @@ def write_cache_pages(M, fid, start, end, nr_to_write, out):
             continue
         M.flags[page] = (M.flags[page] & ~np.uint32(PG_dirty)) | PG_writeback
         M.node_stat[NR_FILE_DIRTY] -= 1
+        MC.mod_memcg_page(M, page, MC.MS_FILE_DIRTY, -1)
         M.node_stat[NR_WRITEBACK] += 1
+        MC.mod_memcg_page(M, page, MC.MS_WRITEBACK, 1)
         M.fstat[fid, FS_WRITEBACK] += 1
         _file_dirty_sub(M, fid, 1)
         M.events[PGPGOUT] += 4
@@ -198,6 +204,7 @@ def folio_end_writeback(M, pages, n):
             rotate_reclaimable(M, page)
         fid = M.mapping[page]
         M.node_stat[NR_WRITEBACK] -= 1
+        MC.mod_memcg_page(M, page, MC.MS_WRITEBACK, -1)
         M.node_stat[NR_WRITTEN] += 1
         M.zstat[B.zone_of(M, page), NR_ZONE_WRITE_PENDING] -= 1
         M.fstat[fid, FS_WRITEBACK] -= 1

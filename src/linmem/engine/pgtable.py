@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from linmem.engine import buddy as B
+from linmem.engine import memcontrol as MC
 from linmem.engine.jit import njit
 from linmem.mm.frames import PG_table
 from linmem.mm.vmstat import node_item
@@ -79,7 +80,11 @@ C_SWAP_PEND_VA = 13     #   address (-1: none),
 C_SWAP_PEND_NEXT = 14   #   the next address of its window to read
 C_SWAP_PEND_END = 15    #   and the window's end; the faulting page, held meanwhile
 C_SWAP_PEND_PAGE = 16
-C_NR = 17
+C_MEMCG = MC.C_MEMCG   # the memcg new pages are charged to (the current task's)
+C_NEED_CHARGE = 18     # why NEED_PAGE: 0 no free page, 1 a memcg refused the charge,
+                       #   2 the task must first pay for charges over memory.high
+C_OVER_HIGH = 19       # pages charged over memory.high (current->memcg_nr_pages_over_high)
+C_NR = 20
 
 KIND_USER, KIND_KERNEL, KIND_THP = 0, 1, 2
 
@@ -132,15 +137,21 @@ def table_index(va, shift):
 @njit
 def alloc_frame(M, kind):
     """One page (or THP folio) for a fault or a table, from the preallocation
-    slot or the allocator's fast path. -1 when the slow path is needed (the
-    kind is left in ctl[C_NEED_KIND])."""
+    slot or the allocator's fast path, charged to the memcg in ctl[C_MEMCG]
+    (mem_cgroup_charge; a page table's kmem charge). -1 when the slow path
+    is needed: the kind is left in ctl[C_NEED_KIND], and ctl[C_NEED_CHARGE]
+    says whether the page was there but its memcg refused the charge (the
+    page then waits in its slot for the retry)."""
+    if M.ctl[C_OVER_HIGH] > MC.MEMCG_CHARGE_BATCH:        # try_charge_memcg's early
+        M.ctl[C_NEED_KIND] = kind                         # mem_cgroup_handle_over_high
+        M.ctl[C_NEED_CHARGE] = 2
+        return np.int64(-1)
     slot = C_PREALLOC_USER if kind == KIND_USER else (
         C_PREALLOC_KERNEL if kind == KIND_KERNEL else C_PREALLOC_THP)
     pfn = M.ctl[slot]
     if pfn >= 0:
         M.ctl[slot] = -1
-        return pfn
-    if kind == KIND_KERNEL:
+    elif kind == KIND_KERNEL:
         pfn, _z = B.get_page_from_freelist(M, M.zl_kernel, 0, B.MIGRATE_UNMOVABLE,
                                            M.alloc[1], M.alloc[3], M.ctl[C_CPU])
     else:
@@ -149,12 +160,25 @@ def alloc_frame(M, kind):
                                            M.alloc[0], M.alloc[2], M.ctl[C_CPU])
     if pfn < 0:
         M.ctl[C_NEED_KIND] = kind
+        M.ctl[C_NEED_CHARGE] = 0
+        return pfn
+    nr = HPAGE_PMD_NR if kind == KIND_THP else 1
+    memcg = M.ctl[C_MEMCG]
+    if not MC.charge_folio(M, pfn, memcg, nr, kind == KIND_KERNEL):
+        M.ctl[slot] = pfn
+        M.ctl[C_NEED_KIND] = kind
+        M.ctl[C_NEED_CHARGE] = 1
+        return np.int64(-1)
+    if MC.above_high(M, memcg):
+        M.ctl[C_OVER_HIGH] += nr
     return pfn
 
 
 @njit
 def free_frame(M, pfn, order):
-    """Give a page back to the allocator (free_unref_page / __free_pages)."""
+    """Give a page back to the allocator (free_unref_page / __free_pages),
+    uncharged from its memcg."""
+    MC.uncharge_folio(M, pfn, np.int64(1) << order)
     M.refcount[pfn] = 1
     B.free_pages(M, pfn, order, M.ctl[C_CPU])
 
@@ -190,6 +214,8 @@ def alloc_table(M):
 def free_table(M, tid):
     """Models pagetable_free(): the table's frame goes back to the allocator."""
     pfn = M.pt_pfn[tid]
+    if M.flags[pfn] & MC.PG_memcg:
+        M.mstat[M.memcg[pfn], MC.MS_PAGETABLES] -= 1
     M.flags[pfn] &= ~np.uint32(PG_table)
     M.node_stat[NR_PAGETABLE] -= 1
     free_frame(M, pfn, 0)

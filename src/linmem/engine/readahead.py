@@ -48,6 +48,7 @@ from __future__ import annotations
 import numpy as np
 
 from linmem.engine import lru as L
+from linmem.engine import memcontrol as MC
 from linmem.engine.jit import njit
 from linmem.engine.workingset import workingset_refault
 from linmem.engine.pgtable import KIND_USER, NEED_PAGE, OK, alloc_frame
@@ -205,10 +206,10 @@ def ra_submit(M, fid, memcg):
                 M.flags[pfn] |= PG_readahead
             M.mapping[pfn] = fid
             M.index[pfn] = index
-            M.memcg[pfn] = memcg
             M.pc[M.f_base[fid] + index] = pfn         # the page cache holds a reference
             workingset_refault(M, M.f_base[fid] + index, pfn, memcg)
             M.node_stat[NR_FILE_PAGES] += 1
+            MC.mod_memcg_page(M, pfn, MC.MS_FILE_PAGES, 1)
             M.events[PGPGIN] += 4                     # KiB
             L.lruvec_add_folio(M, pfn, 1, memcg)
         index += 1

@@ -60,6 +60,7 @@ from linmem.engine import page_writeback as PW
 from linmem.engine import swap_state as SS
 from linmem.engine import swapfile as SW
 from linmem.engine.filemap import NR_FILE_PAGES, NR_SHMEM, folio_mark_accessed, shmem_get_page
+from linmem.engine import memcontrol as MC
 from linmem.engine.jit import njit
 from linmem.engine.pgtable import (C_NEED_KIND, C_SWAP_PEND_END, C_SWAP_PEND_MM,
                                    C_SWAP_PEND_NEXT, C_SWAP_PEND_PAGE, C_SWAP_PEND_VA, KIND_USER,
@@ -87,7 +88,7 @@ def shmem_writeout(M, page):
     it and reclaim activates it)."""
     if M.si.shape[0] == 0 or M.si[SW.G_ROW, SW.G_TOTAL] == 0:
         return False
-    slot = SW.get_swap_slot(M)                       # folio_alloc_swap
+    slot = SW.folio_alloc_swap(M, page)                       # folio_alloc_swap
     if slot < 0:
         return False
     fid = M.mapping[page]
@@ -95,7 +96,9 @@ def shmem_writeout(M, page):
     SW.swap_duplicate(M, slot)                       # the file's reference on the slot
     M.pc[M.f_base[fid] + M.index[page]] = pc_swap_entry(slot)   # shmem_delete_from_page_cache
     M.node_stat[NR_FILE_PAGES] -= 1
+    MC.mod_memcg_page(M, page, MC.MS_FILE_PAGES, -1)
     M.node_stat[NR_SHMEM] -= 1
+    MC.mod_memcg_page(M, page, MC.MS_SHMEM, -1)
     return True
 
 
@@ -196,7 +199,6 @@ def shmem_swapin_folio(M, fid, index, slot, sgp, memcg):
         page = alloc_frame(M, KIND_USER)
         if page < 0:
             return NEED_PAGE, np.int64(-1), False
-        M.memcg[page] = memcg
         SW.swapcache_prepare(M, slot)
         a = SW.swap_area(M, slot)
         if M.si[a, SW.SI_FLAGS] & SW.SWP_SYNCHRONOUS_IO:     # shmem_swap_alloc_folio
@@ -219,7 +221,9 @@ def shmem_swapin_folio(M, fid, index, slot, sgp, memcg):
     M.index[page] = index
     M.refcount[page] += 1
     M.node_stat[NR_FILE_PAGES] += 1
+    MC.mod_memcg_page(M, page, MC.MS_FILE_PAGES, 1)
     M.node_stat[NR_SHMEM] += 1
+    MC.mod_memcg_page(M, page, MC.MS_SHMEM, 1)
     if sgp == SGP_WRITE:
         folio_mark_accessed(M, page)
     if skip_swapcache:

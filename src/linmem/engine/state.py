@@ -41,7 +41,9 @@ FIELDS = {
     "nonresident": (np.int64, 1), "lrucost": (np.int64, 2),
     # swap: areas, slot counts, the swap cache and its shadow entries
     "si": (np.int64, 2), "swap_map": (np.uint8, 1), "swap_cache": (np.int32, 1),
-    "swap_shadow": (np.int64, 1),
+    "swap_shadow": (np.int64, 1), "swap_cgroup": (np.uint16, 1),
+    # memory cgroups: page counters and lruvec statistics (linmem.engine.memcontrol)
+    "mc": (np.int64, 2), "mstat": (np.int64, 2),
     # the multi-gen LRU (machine.lru: mglru; empty otherwise)
     "lrugen": (np.int64, 2), "lrugen_head": (np.int32, 3), "lrugen_tail": (np.int32, 3),
     "zl_user": (np.int64, 1), "zl_kernel": (np.int64, 1), "alloc": (np.int64, 1),

@@ -32,6 +32,7 @@ from linmem.engine import buddy as B
 from linmem.engine import lru as L
 from linmem.engine import page_writeback as PW
 from linmem.engine import swapfile as SW
+from linmem.engine import memcontrol as MC
 from linmem.engine.jit import njit
 from linmem.engine.pgtable import (C_NEED_KIND, C_SWAP_PEND_END, C_SWAP_PEND_MM,
                                    C_SWAP_PEND_NEXT, C_SWAP_PEND_VA, KIND_USER, MM_SWAP_RA, NEED_PAGE,
@@ -81,7 +82,9 @@ def add_to_swap_cache(M, page, slot, take_ref):
     if take_ref:
         M.refcount[page] += 1
     M.node_stat[NR_FILE_PAGES] += 1
+    MC.mod_memcg_page(M, page, MC.MS_FILE_PAGES, 1)
     M.node_stat[NR_SWAPCACHE] += 1
+    MC.mod_memcg_page(M, page, MC.MS_SWAPCACHE, 1)
 
 
 @njit
@@ -99,7 +102,9 @@ def delete_from_swap_cache(M, page, shadow):
     M.swp[page] = 0
     M.flags[page] &= ~np.uint32(PG_swapcache)
     M.node_stat[NR_FILE_PAGES] -= 1
+    MC.mod_memcg_page(M, page, MC.MS_FILE_PAGES, -1)
     M.node_stat[NR_SWAPCACHE] -= 1
+    MC.mod_memcg_page(M, page, MC.MS_SWAPCACHE, -1)
     SW.put_swap_folio(M, slot)
     if M.swap_map[slot] != 0:
         M.swap_shadow[slot] = shadow      # only a slot still in use keeps a shadow
@@ -139,6 +144,7 @@ def swap_writeout(M, page):
     under writeback to its slot (pswpout)."""
     M.flags[page] = (M.flags[page] & ~np.uint32(PG_dirty)) | PG_writeback
     M.node_stat[NR_WRITEBACK] += 1
+    MC.mod_memcg_page(M, page, MC.MS_WRITEBACK, 1)
     M.zstat[B.zone_of(M, page), NR_ZONE_WRITE_PENDING] += 1
     M.events[PSWPOUT] += 1
     M.events[PGPGOUT] += 4
@@ -150,6 +156,7 @@ def swap_end_writeback(M, page):
     reclaim marked PG_reclaim goes to the inactive tail (pgrotated)."""
     M.flags[page] &= ~np.uint32(PG_writeback)
     M.node_stat[NR_WRITEBACK] -= 1
+    MC.mod_memcg_page(M, page, MC.MS_WRITEBACK, -1)
     M.node_stat[NR_WRITTEN] += 1
     M.zstat[B.zone_of(M, page), NR_ZONE_WRITE_PENDING] -= 1
     if M.flags[page] & PG_reclaim:
@@ -191,7 +198,6 @@ def swap_cache_alloc_folio(M, slot, memcg):
         M.swap_map[slot] &= ~np.uint8(SW.SWAP_HAS_CACHE)
         M.ctl[C_NEED_KIND] = -2                      # tells swap_ra_read to get memory
         return np.int64(-1), False
-    M.memcg[page] = memcg
     swapin_new_folio(M, page, slot, memcg, True)
     return page, True
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from linmem.engine import memcontrol as MC
 from linmem.engine.jit import njit
 from linmem.engine.pgtable import _PAGE_PRESENT, PAGE_SHIFT
 
@@ -196,8 +197,24 @@ def get_swap_slot(M):
 
 
 @njit
-def _free_slot(M, slot):
-    """swap_entries_free(): the slot is free again, its shadow dropped."""
+def folio_alloc_swap(M, pfn):
+    """Models folio_alloc_swap() for a page of the folio at ``pfn``: a slot,
+    charged to the folio's memcg (__mem_cgroup_try_charge_swap); -1 when
+    swap is full or off, or the memcg's memory.swap.max refuses."""
+    slot = get_swap_slot(M)
+    if slot >= 0 and not MC.try_charge_swap(M, pfn, slot):
+        M.swap_map[slot] = 0                                  # put_swap_folio, uncharged
+        _free_slot(M, slot, False)
+        return np.int64(-1)
+    return slot
+
+
+@njit
+def _free_slot(M, slot, charged=True):
+    """swap_entries_free(): the slot is free again, its shadow dropped, its
+    memcg uncharged."""
+    if charged:
+        MC.uncharge_swap(M, slot)
     M.swap_map[slot] = 0
     M.swap_shadow[slot] = 0
     a = swap_area(M, slot)

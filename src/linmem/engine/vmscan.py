@@ -44,6 +44,7 @@ from linmem.engine import shmem as SH
 from linmem.engine import swap_state as SS
 from linmem.engine import swapfile as SW
 from linmem.engine.huge_memory import split_folio_for_reclaim
+from linmem.engine import memcontrol as MC
 from linmem.engine.jit import njit
 from linmem.engine.memory import _mlock_folio, folio_nr, folio_put
 from linmem.engine.filemap import NR_SHMEM
@@ -124,9 +125,11 @@ def remove_mapping(M, page):
     if M.flags[page] & PG_swapbacked:                # shmem: not on a file LRU, no shadow
         M.shadow[slot] = 0
         M.node_stat[NR_SHMEM] -= 1
+        MC.mod_memcg_page(M, page, MC.MS_SHMEM, -1)
     else:
         M.shadow[slot] = workingset_eviction(M, page)
     M.node_stat[NR_FILE_PAGES] -= 1
+    MC.mod_memcg_page(M, page, MC.MS_FILE_PAGES, -1)
     folio_put(M, page)
 
 
@@ -184,7 +187,7 @@ def reclaim_referenced(M, R, page, memcg, nr, stats, wb, ref):
                 _keep(M, page, memcg, nr, stats)
                 return 0
             nr = 1
-        slot = SW.get_swap_slot(M)                      # add_to_swap
+        slot = SW.folio_alloc_swap(M, page)                      # add_to_swap
         if slot < 0:
             _activate(M, page, memcg, nr, stats)
             return 0

@@ -36,7 +36,13 @@ workingset_nodes, workingset_nodereclaim). The nodes are counted from the
 page cache when enough pages were evicted since the last count to matter
 (linmem.mm.vmscan); workingset_nodes is the count then.
 
-XXX: one lruvec per memcg on one node; the eviction clock is not coarsened
+With memory cgroups each memcg's lruvec has its own clock; an eviction ticks
+the clocks of the evicted folio's memcg and its ancestors, and the shadow
+names that memcg (pack_shadow: clock, memcg id, PG_workingset), so that the
+refault is measured on the clock and the lists of the memcg it was evicted
+from, while the events count on the memcg of the folio that comes back.
+
+XXX: one node; the eviction clock is not coarsened
 into buckets; swap shadows (kept in the swap table in 6.18) are not shrunk.
 """
 
@@ -45,6 +51,7 @@ from __future__ import annotations
 import numpy as np
 
 from linmem.engine import lru as L
+from linmem.engine import memcontrol as MC
 from linmem.engine.jit import njit
 from linmem.engine.mm_inline import lru_gen_enabled, lru_gen_eviction, lru_gen_refault
 from linmem.mm.frames import PG_active, PG_workingset
@@ -63,22 +70,31 @@ WORKINGSET_RESTORE_FILE = node_item("workingset_restore_file")
 G_ROW, G_NR_FREE = 32, 0            # linmem.engine.swapfile: free swap slots
 
 
+MEMCG_ID_SHIFT = 6                    # MAX_MEMCGS = 64 ids in a shadow
+
+
 @njit
 def workingset_age_nonresident(M, memcg, nr):
-    """Models workingset_age_nonresident(): the lruvec's clock ticks."""
-    M.nonresident[memcg] += nr
+    """Models workingset_age_nonresident(): the clock of the lruvec and of
+    every ancestor's ticks."""
+    c = np.int64(memcg)
+    while c >= 0:
+        M.nonresident[c] += nr
+        c = M.mc[c, MC.MC_PARENT]
 
 
 @njit
 def workingset_eviction(M, page):
     """Models workingset_eviction(): the shadow entry for a page being
-    reclaimed (the clock before this eviction, and PG_workingset); ticks."""
+    reclaimed (pack_shadow: its memcg's clock before this eviction, the memcg
+    id and PG_workingset); the clocks tick."""
     if lru_gen_enabled(M):
         return lru_gen_eviction(M, page)
-    memcg = M.memcg[page]
+    memcg = np.int64(M.memcg[page])
     eviction = M.nonresident[memcg]
     workingset_age_nonresident(M, memcg, 1)
-    return ((eviction << 1) | (1 if M.flags[page] & PG_workingset else 0)) + 1
+    packed = (eviction << MEMCG_ID_SHIFT) | memcg
+    return ((packed << 1) | (1 if M.flags[page] & PG_workingset else 0)) + 1
 
 
 @njit
@@ -89,16 +105,24 @@ def _nr_swap_free(M):
 @njit
 def workingset_test_recent(M, memcg, eviction, file):
     """Models workingset_test_recent(): would the page have stayed had the
-    workingset had the memory its refault distance says it needed?"""
+    workingset of the memcg it was evicted from had the memory its refault
+    distance says it needed? (The lists of that memcg's subtree; anon lists
+    count while that memcg may still swap.)"""
     distance = M.nonresident[memcg] - eviction
-    size = M.node_stat[NR_ACTIVE_FILE]
+    size = M.mstat[memcg, MC.MS_LRU_H + L.LRU_ACTIVE_FILE]
     if not file:
-        size += M.node_stat[NR_INACTIVE_FILE]
-    if _nr_swap_free(M) > 0:
-        size += M.node_stat[NR_ACTIVE_ANON]
+        size += M.mstat[memcg, MC.MS_LRU_H + L.LRU_INACTIVE_FILE]
+    if MC.nr_swap_pages(M, memcg, _nr_swap_free(M)) > 0:
+        size += M.mstat[memcg, MC.MS_LRU_H + L.LRU_ACTIVE_ANON]
         if file:
-            size += M.node_stat[NR_INACTIVE_ANON]
+            size += M.mstat[memcg, MC.MS_LRU_H + L.LRU_INACTIVE_ANON]
     return distance <= size
+
+
+@njit
+def _count(M, memcg, item, col, file):
+    M.node_stat[item + file] += 1
+    MC.count_workingset(M, memcg, col, file)
 
 
 @njit
@@ -107,18 +131,21 @@ def _refault(M, shadow, page, memcg, file):
     if lru_gen_enabled(M):
         lru_gen_refault(M, shadow, page, memcg, file)
         return
-    packed = shadow - 1
-    eviction, workingset = packed >> 1, packed & 1
-    M.node_stat[WORKINGSET_REFAULT_ANON + file] += 1
-    if not workingset_test_recent(M, memcg, eviction, file):
+    packed = (shadow - 1) >> 1
+    workingset = (shadow - 1) & 1
+    eviction = packed >> MEMCG_ID_SHIFT
+    eviction_memcg = packed & ((1 << MEMCG_ID_SHIFT) - 1)
+    memcg = np.int64(M.memcg[page])                     # folio_memcg(): counts go there
+    _count(M, memcg, WORKINGSET_REFAULT_ANON, MC.MS_REFAULT, file)
+    if not workingset_test_recent(M, eviction_memcg, eviction, file):
         return
     M.flags[page] |= PG_active
     workingset_age_nonresident(M, memcg, 1)
-    M.node_stat[WORKINGSET_ACTIVATE_ANON + file] += 1
+    _count(M, memcg, WORKINGSET_ACTIVATE_ANON, MC.MS_ACTIVATE, file)
     if workingset:
         M.flags[page] |= PG_workingset
         L.lru_note_cost(M, memcg, file, 1, 0)           # lru_note_cost_refault
-        M.node_stat[WORKINGSET_RESTORE_ANON + file] += 1
+        _count(M, memcg, WORKINGSET_RESTORE_ANON, MC.MS_RESTORE, file)
 
 
 @njit
@@ -172,7 +199,7 @@ def shadow_nodes(M, fids, chunks, stamps):
                     only_shadows = False
                     break
                 if M.shadow[slot] != 0:
-                    newest = max(newest, (M.shadow[slot] - 1) >> 1)
+                    newest = max(newest, (M.shadow[slot] - 1) >> (1 + MEMCG_ID_SHIFT))
             if only_shadows and newest >= 0:
                 if n < fids.shape[0]:
                     fids[n], chunks[n], stamps[n] = fid, c, newest

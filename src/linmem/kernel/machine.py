@@ -59,6 +59,7 @@ class Machine:
         self.user_min_free_kbytes = -1
         self.committed_as = 0                 # vm_committed_as, in pages
         self.aslr = False                     # address randomisation (from the seed)
+        self.cgroup_version = 2               # the memory controller's files: v2 or v1
         self.disk = dict(disk or {})          # BlockDevice settings (size, bandwidths, latency)
         self.timers: list = []                # (time, order, callback): the kernel's timers
         self._timer_order = itertools.count()
@@ -78,6 +79,7 @@ class Machine:
                       sysctl=sysctl, seed=scenario.seed, disk=disk)
         machine.name = scenario.name
         machine.aslr = m.aslr
+        machine.cgroup_version = 1 if m.cgroup == "v1" else 2
         return machine
 
     # ----------------------------------------------------------------- boot

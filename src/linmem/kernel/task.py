@@ -32,6 +32,7 @@ from linmem.fs import ext4
 from linmem.mm import mmap as mmaplib
 from linmem.mm.page_writeback import DirtyThrottle, balance_dirty_pages
 from linmem.mm.gfp import GFP_KERNEL_ACCOUNT
+from linmem.engine.pgtable import C_MEMCG
 from linmem.mm.memory import MemoryModel, OutOfMemory
 from linmem.mm.util import vm_enough_memory
 from linmem.mm.vmstat import node_item, vm_event
@@ -102,34 +103,56 @@ class Kernel:
         self.file_ids: dict[int, int] = {}
         self.mounted_fs = None
         self._dirtying: dict[int, float] = {}   # pid -> last balance_dirty_pages
-        self.current: Task | None = None         # the task in a system call or fault
+        self._current: Task | None = None        # the task in a system call or fault
         self.oom_listeners: list = []            # called with (victim, report) on a kill
+        from linmem.mm.memcontrol import MemoryController
         from linmem.mm.rmap import RmapIndex
         from linmem.mm.swapfile import Swap
         from linmem.mm.vmscan import Reclaim
+        self.memcg = MemoryController(self)
         machine.page_alloc.reclaim = Reclaim(machine, RmapIndex(self))
+        machine.page_alloc.reclaim.memcgs = self.memcg
         machine.page_alloc.out_of_memory = self.out_of_memory
+        self.mem.memcg_hooks = _MemcgHooks(self)
         self.swap = Swap(self)
 
-    def out_of_memory(self, order: int, gfp: int) -> bool:
-        """Models out_of_memory(): panic if vm.panic_on_oom; kill the task
-        that asked if vm.oom_kill_allocating_task; else the process of
-        highest badness (SIGKILL; its memory is freed as it exits). True when
-        memory was freed; OutOfMemory when the victim is the task that
-        faulted; KernelPanic when there is nothing to kill."""
+    @property
+    def current(self) -> Task | None:
+        """The task in a system call or fault: new pages are charged to its memcg."""
+        return self._current
+
+    @current.setter
+    def current(self, task: Task | None) -> None:
+        self._current = task
+        memcg = self.memcg.by_path.get(task.cgroup) if task is not None else None
+        self.mem.K.ctl[C_MEMCG] = memcg.id if memcg is not None else 0
+
+    def out_of_memory(self, order: int, gfp: int, memcg=None) -> bool:
+        """Models out_of_memory(): panic if vm.panic_on_oom (for an OOM inside
+        a memory cgroup only when it is 2); kill the task that asked if
+        vm.oom_kill_allocating_task; else the process of highest badness
+        (SIGKILL; its memory is freed as it exits), among the memcg's tasks
+        when ``memcg`` is given (mem_cgroup_out_of_memory), with the whole
+        memory.oom.group when it is set. True when memory was freed;
+        OutOfMemory when the victim is the task that faulted; KernelPanic
+        when nothing can be killed in a global OOM; False in a memcg's."""
         from linmem.mm.oom_kill import OOM_SCORE_ADJ_MIN, KernelPanic, select_bad_process
         from linmem.mm.vmstat import vm_event
         sysctl = self.machine.sysctl
-        if int(sysctl["panic_on_oom"]):                  # check_panic_on_oom: no memcg limit here
-            raise KernelPanic("Out of memory: system-wide panic_on_oom is enabled")
-        victim, candidates = select_bad_process(self)
+        panic = int(sysctl["panic_on_oom"])
+        if panic == 2 or (panic and memcg is None):     # check_panic_on_oom
+            kind = "compulsory" if panic == 2 else "system-wide"
+            raise KernelPanic(f"Out of memory: {kind} panic_on_oom is enabled")
+        victim, candidates = select_bad_process(self, memcg)
         reason = ("highest badness (rss + swap entries + page tables, "
                   "+ oom_score_adj x totalpages/1000)")
         current = self.current
-        if int(sysctl["oom_kill_allocating_task"]) and current is not None and \
-                current.mm is not None and current.oom_score_adj != OOM_SCORE_ADJ_MIN:
+        if memcg is None and int(sysctl["oom_kill_allocating_task"]) and current is not None \
+                and current.mm is not None and current.oom_score_adj != OOM_SCORE_ADJ_MIN:
             victim, reason = current, "oom_kill_allocating_task: the task that asked"
         if victim is None:
+            if memcg is not None:                # no killable task in the memcg
+                return False
             raise KernelPanic("System is deadlocked on memory")   # out_of_memory: nothing to kill
         report = {"order": order, "gfp": gfp, "invoker": current.comm if current else "",
                   "invoker_pid": current.pid if current else 0,
@@ -137,14 +160,33 @@ class Kernel:
                   "victim": victim.pid,
                   "victim_name": victim.comm, "victim_memcg": victim.cgroup,
                   "reason": reason, "candidates": candidates}
-        self.machine.page_alloc.S.events[vm_event("oom_kill")] += 1
-        current = victim is self.current
-        for listener in self.oom_listeners:      # the runner records it and ends the process
-            listener(victim, report, current)
-        if current:
+        group = []
+        if memcg is not None:
+            report.update(self.memcg.oom_report(memcg))
+            oom_group = self.memcg.oom_group_of(victim, memcg)
+            if oom_group is not None:            # memory.oom.group: the whole group goes
+                group = [t for t in self.memcg.tasks_in(oom_group)
+                         if t is not victim and t.mm is not None and
+                         t.oom_score_adj != OOM_SCORE_ADJ_MIN]
+                report["oom_group"] = oom_group.path
+                report["oom_group_victims"] = [t.pid for t in group]
+        self.machine.page_alloc.S.events[vm_event("oom_kill")] += 1 + len(group)
+        if memcg is not None:
+            self.memcg.count_oom_kill(victim, group)
+        killed_current = False
+        for task in [victim, *group]:
+            is_current = task is self.current
+            event = report if task is victim else \
+                dict(report, victim=task.pid, victim_name=task.comm, victim_memcg=task.cgroup,
+                     reason=f"memory.oom.group of {report['oom_group']}")
+            for listener in self.oom_listeners:  # the runner records it and ends the process
+                listener(task, event, is_current)
+            if is_current:
+                killed_current = True
+            elif task.state != "Z":
+                self.exit(task, 0, signal=9)
+        if killed_current:
             raise OutOfMemory(f"killed by the OOM killer: pid {victim.pid} ({victim.comm})")
-        if victim.state != "Z":
-            self.exit(victim, 0, signal=9)
         return True
 
     @property
@@ -275,9 +317,11 @@ class Kernel:
                 raise OutOfMemory("no page for a kernel stack")
             task.stack_pfns.append(pfn)
         self.machine.node_stat[_NR_KERNEL_STACK] += KERNEL_STACK_KB
+        self.memcg.charge_kernel_stack(task, task.stack_pfns)
 
     def free_thread_stack(self, task: Task) -> None:
         """Models free_thread_stack() when the task is released (reaped)."""
+        self.memcg.uncharge_kernel_stack(task.stack_pfns)
         for pfn in task.stack_pfns:
             self.machine.page_alloc.free_pages(pfn, 0)
         if task.stack_pfns:
@@ -300,6 +344,7 @@ class Kernel:
         self.tasks[pid] = task
         if ppid in self.tasks:
             self.tasks[ppid].children.append(pid)
+        self.current = task                   # its pages are charged to its memcg
         self.alloc_thread_stack(task)
         self.exec(task, program, argv)
         self.machine.nr_forks += 1
@@ -308,6 +353,7 @@ class Kernel:
 
     def exec(self, task: Task, program, argv: list[str] | None = None) -> None:
         """Models execve(): a new address space replaces the old one."""
+        self.current = task
         image = program if isinstance(program, mmaplib.ElfImage) else mmaplib.builtin_image(program)
         mm = self.new_mm()
         argv = argv or [image.path]
@@ -324,6 +370,7 @@ class Kernel:
     def fork(self, parent: Task, comm: str | None = None) -> Task:
         """Models copy_process -> dup_mm: a child with a copy of the address
         space (private anonymous memory shared copy-on-write)."""
+        self.current = parent                 # the child's tables: the parent's memcg
         child_mm = self.new_mm()
         try:
             pairs = parent.mm.vmas.dup_mmap(child_mm.vmas)
@@ -389,6 +436,7 @@ class Kernel:
              offset: int = 0, addr: int = 0) -> int:
         """mmap(2): the address; MAP_POPULATE and MAP_LOCKED fault the range in
         (__mm_populate: writable private memory is faulted for write)."""
+        self.current = task
         from linmem.mm.mmap import do_mmap
         if offset % 4096:
             raise SyscallError("EINVAL", f"mmap offset {offset:#x} is not page aligned")
@@ -399,6 +447,7 @@ class Kernel:
 
     def populate(self, task: Task, start: int, length: int) -> None:
         """Models __mm_populate(): fault in every page of the range."""
+        self.current = task
         for vma in task.mm.vmas.vmas_in(start, start + length):
             s, e = max(start, vma.start), min(start + length, vma.end)
             write = (vma.flags & (VM_WRITE | VM_SHARED)) == VM_WRITE
@@ -408,10 +457,12 @@ class Kernel:
 
     def munmap(self, task: Task, addr: int, length: int) -> None:
         """munmap(2) (the unmap hook zaps the pages and frees the tables)."""
+        self.current = task
         task.mm.vmas.do_vmi_munmap(addr, length)
 
     def brk(self, task: Task, new_brk: int) -> int:
         """brk(2): the new break (the old one when it cannot move)."""
+        self.current = task
         from linmem.mm.mmap import sys_brk
         return sys_brk(task.mm.vmas, new_brk)
 
@@ -421,6 +472,7 @@ class Kernel:
         the pages mapped until reclaim (XXX: the lazy-free LRU move comes with
         reclaim); WILLNEED reads a file range in (madvise_willneed), and does
         nothing on anonymous memory."""
+        self.current = task
         from linmem.mm.vma import (MADV_DONTNEED, MADV_POPULATE_READ, MADV_POPULATE_WRITE,
                                    MADV_WILLNEED)
         for vma, s, e in task.mm.vmas.madvise(addr, length, advice):
@@ -448,6 +500,7 @@ class Kernel:
     def mlock(self, task: Task, addr: int, length: int, onfault: bool = False) -> None:
         """mlock(2)/mlock2(MLOCK_ONFAULT): lock the VMAs, mlock the pages already
         there (mlock_vma_pages_range), fault in the rest unless on fault."""
+        self.current = task
         from linmem.engine.memory import mlock_range
         for _vma, s, e in task.mm.vmas.mlock(addr, length, onfault):
             mlock_range(self.mem.K.ref, task.mm.id, s, e, True)
@@ -457,6 +510,7 @@ class Kernel:
 
     def munlock(self, task: Task, addr: int, length: int) -> None:
         """munlock(2): the pages go back to the evictable lists."""
+        self.current = task
         from linmem.engine.memory import mlock_range
         task.mm.vmas.munlock(addr, length)
         mlock_range(self.mem.K.ref, task.mm.id, addr & ~4095, addr + length, False)
@@ -476,7 +530,10 @@ class Kernel:
             counts = 32 * 4096
         events = self.mem.K.events
         before = int(events[_PGPGIN])
-        self.mem.read(fid, inode.size, offsets, counts)
+        try:
+            self.mem.read(fid, inode.size, offsets, counts)
+        finally:
+            self.memcg.return_to_user(task)
         read = (int(events[_PGPGIN]) - before) // 4
         return fs.device.read_time(self.machine.clock, read, -(-read // 32)) if read else 0.0
 
@@ -502,8 +559,12 @@ class Kernel:
         old_size, old_npages = inode.size, inode.npages
         fs.extend(inode, end)
         self.mem.set_clock(now)
-        dirtied, read = self.mem.write(fs.fid(inode), first, -(-end // 4096), offset % 4096 != 0,
-                                       end % 4096 != 0 and end < old_size, old_npages)
+        try:
+            dirtied, read = self.mem.write(fs.fid(inode), first, -(-end // 4096),
+                                           offset % 4096 != 0,
+                                           end % 4096 != 0 and end < old_size, old_npages)
+        finally:
+            self.memcg.return_to_user(task)
         seconds = fs.device.read_time(now, read, read) if read else 0.0
         if inode.tmpfs:
             return end - offset, seconds               # no writeback: no throttling
@@ -523,6 +584,7 @@ class Kernel:
 
     def fsync(self, task: Task, path: str) -> float:
         """fsync(2): the seconds until the file's data and the journal are on disk."""
+        self.current = task
         fs = self.fs
         inode = fs.inodes.get(path)
         if inode is None or inode.tmpfs or inode.fid < 0:
@@ -532,6 +594,7 @@ class Kernel:
 
     def unlink(self, task: Task, path: str) -> bool:
         """unlink(2): False when there is no such file."""
+        self.current = task
         return self.fs.unlink(path, self.machine.clock)
 
     # -------------------------------------------------------- invariants
@@ -541,7 +604,7 @@ class Kernel:
         page is counted in its mapcount; the VMA trees are consistent; the
         swap areas, swap map, swap cache and swap PTEs agree (check_swap)."""
         from linmem.engine import task_mmu as T
-        from linmem.mm.debug import check_swap
+        from linmem.mm.debug import check_memcg, check_swap
         mapped = 0
         for task in self.tasks.values():
             if task.mm is None:
@@ -559,6 +622,7 @@ class Kernel:
         if total != mapped:
             raise AssertionError(f"page mapcounts add up to {total}, the page tables map {mapped}")
         check_swap(self)
+        check_memcg(self)
 
     # ------------------------------------------------------------ access
 
@@ -571,8 +635,11 @@ class Kernel:
             for vma in mm.vmas.vmas_in(int(vas.min()), int(vas.max()) + 1):
                 if vma.anon_vma is None and not vma.flags & VM_SHARED:
                     mm.vmas.anon_vma_prepare(vma)
-        return self.mem.access(mm.id, task.pid, vas, write, mm.rows(self.file_id),
-                               cpu=task.pid % self.machine.nr_cpus)
+        try:
+            return self.mem.access(mm.id, task.pid, vas, write, mm.rows(self.file_id),
+                                   cpu=task.pid % self.machine.nr_cpus)
+        finally:
+            self.memcg.return_to_user(task)
 
 
 def _swapoff_oom(order: int, gfp: int) -> bool:
@@ -584,3 +651,18 @@ def _swapoff_oom(order: int, gfp: int) -> bool:
 def _vma_needs_copy(vma) -> bool:
     """Models vma_needs_copy(): private VMAs that have anonymous pages."""
     return not (vma.flags & VM_SHARED) and vma.anon_vma is not None
+
+
+class _MemcgHooks:
+    """What the memory model's slow path asks of the memory controller."""
+
+    def __init__(self, kernel: Kernel):
+        self.kernel = kernel
+
+    def charge(self, memcg_id: int, nr_pages: int, gfp: int) -> bool:
+        return self.kernel.memcg.charge_slowpath(memcg_id, nr_pages, gfp)
+
+    def over_high(self) -> None:
+        task = self.kernel.current
+        if task is not None:
+            self.kernel.memcg.pay_over_high(task)

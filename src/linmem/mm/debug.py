@@ -372,3 +372,88 @@ def _check_swap_areas(K, SW) -> None:
         raise AssertionError(f"SwapFree {si[SW.G_ROW, SW.G_NR_FREE]} and SwapTotal "
                              f"{si[SW.G_ROW, SW.G_TOTAL]} pages, the areas open for writing "
                              f"have {nr_free} free of {total}")
+
+
+def check_memcg(kernel) -> None:
+    """The memory cgroups' counters agree with the frames and the node.
+
+    * every charged frame (PG_memcg) is allocated; a folio's charge is its
+      size; each memcg's usage is what is charged to it plus its children's
+      usage (the root's: every charged page), so children never hold more
+      than their parent;
+    * each memcg's own LRU sizes are its lists' lengths, its subtree sizes
+      the sum over the subtree, the root's the node's counters;
+    * each node counter kept per memcg (anon mapped, file pages, shmem,
+      file mapped, dirty, writeback, swap cache, anon THPs, workingset
+      events) sums over the memcgs to the node's;
+    * each memcg's swap usage is the in-use slots charged to its subtree.
+    """
+    from linmem.engine import memcontrol as MC
+    from linmem.engine.debug import walk_lru
+    from linmem.engine.lru import NR_LRU_LISTS
+    from linmem.mm.frames import PG_head, PG_memcg
+    from linmem.mm.vmstat import node_item
+
+    K = kernel.mem.K
+    ctl = kernel.memcg
+    memcgs = ctl.memcgs()
+    charged = np.flatnonzero(K.flags & PG_memcg)
+    if (K.refcount[charged] <= 0).any():
+        raise AssertionError("a charged frame is free")
+    weight = np.where(K.flags[charged] & PG_head, 512, 1)
+    own = np.bincount(K.memcg[charged].astype(np.int64), weights=weight,
+                      minlength=MC.MAX_MEMCGS).astype(np.int64)
+    for memcg in memcgs:
+        kstack = int(K.mstat[memcg.id, MC.MS_KSTACK])
+        subtree = sum(int(own[c.id]) for c in memcg.subtree())
+        usage = int(K.mc[memcg.id, MC.MC_USAGE])
+        if usage != subtree:
+            raise AssertionError(f"memcg {memcg.path}: usage {usage} pages, {subtree} charged "
+                                 f"to its subtree ({kstack} of its own kernel stack)")
+        children = sum(int(K.mc[c.id, MC.MC_USAGE]) for c in memcg.children)
+        if children > usage:
+            raise AssertionError(f"memcg {memcg.path}: children use {children} > {usage}")
+    if K.lrugen.shape[0] == 0:
+        seen = np.zeros(K.flags.shape[0], dtype=np.int32)
+        counts, _ = walk_lru(K.ref, seen)
+        for memcg in memcgs:
+            mine = K.mstat[memcg.id, MC.MS_LRU:MC.MS_LRU + NR_LRU_LISTS]
+            if not (mine == counts[memcg.id]).all():
+                raise AssertionError(f"memcg {memcg.path}: LRU sizes {mine.tolist()}, its "
+                                     f"lists hold {counts[memcg.id].tolist()}")
+    node = K.node_stat
+    for memcg in memcgs:
+        sub = sum(K.mstat[c.id, MC.MS_LRU:MC.MS_LRU + NR_LRU_LISTS] for c in memcg.subtree())
+        hier = K.mstat[memcg.id, MC.MS_LRU_H:MC.MS_LRU_H + NR_LRU_LISTS]
+        if not (hier == sub).all():
+            raise AssertionError(f"memcg {memcg.path}: subtree LRU sizes {hier.tolist()} != "
+                                 f"{sub.tolist()}")
+    root_lru = K.mstat[0, MC.MS_LRU_H:MC.MS_LRU_H + NR_LRU_LISTS]
+    lists = node[node_item("nr_inactive_anon"):node_item("nr_inactive_anon") + NR_LRU_LISTS]
+    if not (root_lru == lists).all():
+        raise AssertionError(f"the root memcg's LRU sizes {root_lru.tolist()} are not the "
+                             f"node's {lists.tolist()}")
+    pairs = {"nr_anon_pages": MC.MS_ANON_MAPPED, "nr_file_pages": MC.MS_FILE_PAGES,
+             "nr_shmem": MC.MS_SHMEM, "nr_mapped": MC.MS_FILE_MAPPED,
+             "nr_dirty": MC.MS_FILE_DIRTY, "nr_writeback": MC.MS_WRITEBACK,
+             "nr_swapcached": MC.MS_SWAPCACHE, "nr_anon_transparent_hugepages": MC.MS_ANON_THPS,
+             "nr_page_table_pages": MC.MS_PAGETABLES,
+             "workingset_refault_anon": MC.MS_REFAULT, "workingset_refault_file": MC.MS_REFAULT + 1,
+             "workingset_activate_anon": MC.MS_ACTIVATE,
+             "workingset_activate_file": MC.MS_ACTIVATE + 1,
+             "workingset_restore_anon": MC.MS_RESTORE, "workingset_restore_file": MC.MS_RESTORE + 1}
+    for name, col in pairs.items():
+        total = int(K.mstat[:, col].sum())
+        if total != int(node[node_item(name)]):
+            raise AssertionError(f"memcgs' {name} add up to {total}, the node's is "
+                                 f"{int(node[node_item(name)])}")
+    if K.swap_map.shape[0]:
+        from linmem.engine.swapfile import SWAP_MAP_BAD
+        in_use = np.flatnonzero((K.swap_map != 0) & (K.swap_map != SWAP_MAP_BAD))
+        per = np.bincount(K.swap_cgroup[in_use].astype(np.int64), minlength=MC.MAX_MEMCGS)
+        for memcg in memcgs:
+            expect = int(sum(per[c.id] for c in memcg.subtree()))
+            if int(K.mc[memcg.id, MC.MC_SWAP]) != expect:
+                raise AssertionError(f"memcg {memcg.path}: swap usage "
+                                     f"{int(K.mc[memcg.id, MC.MC_SWAP])}, {expect} slots "
+                                     f"charged to its subtree")

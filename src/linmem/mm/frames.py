@@ -14,7 +14,7 @@ and the compiled kernels in ``linmem.engine`` can walk them::
     lru_prev  int32     4    page->lru.prev   / buddy free list or pcp list
     mapping   int32     4    page->mapping (file / anon identity, by id)
     index     int32     4    page->index (page offset in the file or VMA)
-    memcg     uint16    2    folio->memcg_data (memcg id; 0 = root)
+    memcg     uint16    2    folio->memcg_data (memcg id, valid with PG_memcg)
     order     int8      1    buddy order of a free block, folio order of a head
                      ------
                        31 bytes per frame (the budget is 32)
@@ -55,6 +55,7 @@ PG_waiters = 1 << 6
 PG_active = 1 << 7
 PG_workingset = 1 << 8
 PG_owner_priv_1 = 1 << 9
+PG_memcg = 1 << 10       # linmem: folio->memcg_data set (charged to memcg[pfn])
 PG_reserved = 1 << 12
 PG_private = 1 << 13
 PG_writeback = 1 << 15
@@ -79,6 +80,7 @@ FLAG_NAMES = {
     PG_locked: "locked", PG_referenced: "referenced", PG_uptodate: "uptodate",
     PG_dirty: "dirty", PG_lru: "lru", PG_head: "head", PG_waiters: "waiters",
     PG_active: "active", PG_workingset: "workingset", PG_owner_priv_1: "owner_priv_1",
+    PG_memcg: "memcg",
     PG_reserved: "reserved", PG_private: "private", PG_writeback: "writeback",
     PG_reclaim: "reclaim", PG_swapbacked: "swapbacked", PG_unevictable: "unevictable",
     PG_mlocked: "mlocked", PG_swapcache: "swapcache", PG_anon: "anon",

@@ -45,6 +45,7 @@ from linmem.engine import memory as E
 from linmem.engine import page_writeback as PW
 from linmem.engine import pgtable as P
 from linmem.engine import lru as L
+from linmem.engine import memcontrol as MC
 from linmem.engine import readahead as R
 from linmem.engine import shmem as SH
 from linmem.engine import swapfile as SW
@@ -52,7 +53,7 @@ from linmem.engine.lru import NR_LRU_LISTS
 from linmem.mm import gfp as G
 from linmem.mm.memblock import KERNEL_LOAD_PFN
 
-MAX_MEMCGS = 64
+MAX_MEMCGS = MC.MAX_MEMCGS
 THP_MODE = {"never": 0, "madvise": 1, "always": 2}
 
 
@@ -85,6 +86,9 @@ class MemoryModel:
         ctl[P.C_PT_NEXT] = 0
         ctl[P.C_USE_ZERO_PAGE] = 1
         ctl[P.C_THP_MODE] = THP_MODE[machine.thp]
+        ctl[P.C_MEMCG] = 0
+        ctl[P.C_NEED_CHARGE] = 0
+        ctl[P.C_OVER_HIGH] = 0
         self.K = pa.S
         self.K.replace(
             pt=np.zeros((tables, P.PTRS_PER_TABLE), dtype=np.int64),
@@ -103,6 +107,7 @@ class MemoryModel:
             shadow=np.zeros(0, dtype=np.int64),
             nonresident=np.zeros(MAX_MEMCGS, dtype=np.int64),
             lrucost=np.zeros((MAX_MEMCGS, L.NR_LRUCOST), dtype=np.int64),
+            mc=MC.new_mc(), mstat=np.zeros((MAX_MEMCGS, MC.NR_MS), dtype=np.int64),
             si=_swap_info(int(machine.sysctl["page-cluster"])),
             zl_user=user_zl, zl_kernel=kernel_zl,
             alloc=np.array([G.gfp_zone(G.GFP_HIGHUSER_MOVABLE, pa.zone_names),
@@ -116,6 +121,7 @@ class MemoryModel:
         if getattr(machine, "lru", "classic") == "mglru":
             from linmem.mm.lru_gen import lru_gen_init    # the multi-gen LRU's state
             lru_gen_init(self.K, MAX_MEMCGS, self.K.zs.shape[0])
+        self.memcg_hooks = None           # the kernel's memcg slow paths (charge, over_high)
         self.free_mm_ids: list[int] = []
         self.next_mm_id = 0
         self.thp_gfp = G.GFP_TRANSHUGE_LIGHT
@@ -183,10 +189,24 @@ class MemoryModel:
     # --------------------------------------------------- the memory loop
 
     def _slowpath(self, thp_gfp: int) -> None:
-        """Get the page the compiled fast path could not, into its slot."""
+        """Get the page the compiled fast path could not, into its slot; or
+        make its memcg charge possible (linmem.mm.memcontrol)."""
         K = self.K
         kind = int(K.ctl[P.C_NEED_KIND])
         cpu = int(K.ctl[P.C_CPU])
+        need_charge = int(K.ctl[P.C_NEED_CHARGE])
+        K.ctl[P.C_NEED_CHARGE] = 0
+        if need_charge == 2:                    # pay for the pages charged over high
+            self.memcg_hooks.over_high()
+            return
+        if need_charge == 1:                    # the page is in its slot; a memcg refused
+            nr = P.HPAGE_PMD_NR if kind == P.KIND_THP else 1
+            gfp = G.GFP_PGTABLE_USER if kind == P.KIND_KERNEL else G.GFP_KERNEL   # as charged
+            if not self.memcg_hooks.charge(int(K.ctl[P.C_MEMCG]), nr, gfp):
+                pfn = int(K.ctl[P.C_PREALLOC_THP])      # a THP charge falls back to 4 KiB
+                self.pa.free_pages(pfn, P.HPAGE_PMD_ORDER)
+                K.ctl[P.C_PREALLOC_THP] = -2
+            return
         if kind == P.KIND_THP:
             pfn = self.pa.alloc_pages(P.HPAGE_PMD_ORDER, thp_gfp, cpu)
             K.ctl[P.C_PREALLOC_THP] = -2 if pfn is None else pfn

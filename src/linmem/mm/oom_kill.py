@@ -52,16 +52,23 @@ def _trunc_div(a: int, b: int) -> int:
     return q if (a >= 0) == (b > 0) else -q
 
 
-def select_bad_process(kernel) -> tuple[object | None, list[dict]]:
+def select_bad_process(kernel, memcg=None) -> tuple[object | None, list[dict]]:
     """Models select_bad_process() -> oom_evaluate_task() over every process
-    with an address space: the highest badness wins; a later process wins a
-    tie (``points < chosen_points`` is skipped, equal is taken). Returns the
-    victim (or None) and every candidate with its badness, for the report."""
+    with an address space (or, for a memcg OOM, mem_cgroup_scan_tasks over
+    the memcg's subtree, with totalpages its limit plus the swap it may use):
+    the highest badness wins; a later process wins a tie (``points <
+    chosen_points`` is skipped, equal is taken). Returns the victim (or None)
+    and every candidate with its badness, for the report."""
     m = kernel.machine
-    totalpages = m.totalram_pages + m.total_swap_pages
+    if memcg is None:
+        totalpages = m.totalram_pages + m.total_swap_pages
+        tasks = [kernel.tasks[pid] for pid in sorted(kernel.tasks)]
+    else:
+        totalpages = kernel.memcg.totalpages(memcg)
+        tasks = kernel.memcg.tasks_in(memcg)
     chosen, chosen_points, candidates = None, LONG_MIN, []
-    for pid in sorted(kernel.tasks):
-        task = kernel.tasks[pid]
+    for task in tasks:
+        pid = task.pid
         if task.mm is None or task.state == "Z":
             continue
         points = oom_badness(kernel, task, totalpages)

@@ -77,7 +77,8 @@ class Swap:
             K.replace(swp=np.zeros(K.flags.shape[0], dtype=np.int32))
         K.replace(swap_map=np.concatenate([K.swap_map, np.zeros(slots, dtype=np.uint8)]),
                   swap_cache=np.concatenate([K.swap_cache, np.zeros(slots, dtype=np.int32)]),
-                  swap_shadow=np.concatenate([K.swap_shadow, np.zeros(slots, dtype=np.int64)]))
+                  swap_shadow=np.concatenate([K.swap_shadow, np.zeros(slots, dtype=np.int64)]),
+                  swap_cgroup=np.concatenate([K.swap_cgroup, np.zeros(slots, dtype=np.uint16)]))
         return base
 
     @property

@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from linmem.engine import lru as L
+from linmem.engine import memcontrol as MC
 from linmem.engine import swapfile as SW
 from linmem.engine import vmscan as E
 from linmem.engine.buddy import ZS_PRESENT
@@ -67,6 +68,7 @@ SWAP_CLUSTER_MAX = 32
 DEF_PRIORITY = 12
 MAX_RECLAIM_RETRIES = 16
 MAX_SWAPPINESS = 200
+SWAPPINESS_ANON_ONLY = MAX_SWAPPINESS + 1
 DEACTIVATE_ANON, DEACTIVATE_FILE = 1, 2
 SCAN_EQUAL, SCAN_FRACT, SCAN_ANON, SCAN_FILE = 0, 1, 2, 3
 
@@ -101,6 +103,12 @@ class ScanControl:
     file_is_tiny: bool = False
     anon_cost: int = 0
     file_cost: int = 0
+    target: object = None             # the memcg whose limit is reclaimed for; None: global
+    memcg_low_reclaim: bool = False
+    memcg_low_skipped: bool = False
+    memcg_full_walk: bool = False
+    proactive: bool = False
+    swappiness: int | None = None     # memory.reclaim's swappiness= (201: max), else the sysctl
     stats: np.ndarray = field(default_factory=lambda: np.zeros(E.NR_SCAN_STATS, dtype=np.int64))
 
     @property
@@ -119,6 +127,7 @@ class Reclaim:
         self.wb = np.zeros(WB_BUFFER + 1, dtype=np.int64)
         self._shadow_nodes = 0           # shadow-only nodes at the last count
         self._shadow_clock = 0           # the nonresident clock then
+        self.memcgs = None               # the memory controller (linmem.mm.memcontrol)
         self.lru_gen = None
         if machine.lru == "mglru":                  # the multi-gen LRU instead of the lists
             from linmem.mm.lru_gen import LruGen
@@ -126,14 +135,25 @@ class Reclaim:
 
     # ------------------------------------------------------------ helpers
 
-    def size(self, lru: int) -> int:
-        return int(self.S.node_stat[NR_LIST[lru]])
+    def size(self, lru: int, memcg: int = 0) -> int:
+        """The pages on one list of a memcg's lruvec (lruvec_lru_size; the
+        root's holds the pages charged to no other memcg)."""
+        return int(self.S.mstat[memcg, MC.MS_LRU + lru])
 
-    def inactive_is_low(self, file: bool) -> bool:
+    def lruvec_size(self, lru: int, memcg: int = 0) -> int:
+        """The lruvec statistic: one list over the memcg's subtree (the
+        root's: the node's)."""
+        return int(self.S.mstat[memcg, MC.MS_LRU_H + lru])
+
+    def inactive_is_low(self, file: bool, memcg: int = 0) -> bool:
         base = IF if file else IA
-        return inactive_is_low(self.size(base), self.size(base + 1))
+        return inactive_is_low(self.lruvec_size(base, memcg), self.lruvec_size(base + 1, memcg))
 
-    def swappiness(self) -> int:
+    def swappiness(self, sc: ScanControl | None = None) -> int:
+        """sc_swappiness(): memory.reclaim's, else vm.swappiness (cgroup v2
+        has no per-group swappiness)."""
+        if sc is not None and sc.swappiness is not None:
+            return sc.swappiness
         return int(self.machine.sysctl["swappiness"])
 
     def _rows(self) -> np.ndarray:
@@ -141,9 +161,11 @@ class Reclaim:
             return np.zeros((0, 6), dtype=np.int64)
         return self.rmap.rows()
 
-    def nr_swap_free(self) -> int:
+    def nr_swap_free(self, memcg: int = 0) -> int:
+        """Free swap the memcg may use (mem_cgroup_get_nr_swap_pages)."""
         si = self.S.si
-        return int(si[SW.G_ROW, SW.G_NR_FREE]) if si.shape[0] else 0
+        free = int(si[SW.G_ROW, SW.G_NR_FREE]) if si.shape[0] else 0
+        return int(MC.nr_swap_pages(self.S.ref, memcg, free)) if memcg else free
 
     def total_swap(self) -> int:
         si = self.S.si
@@ -151,38 +173,53 @@ class Reclaim:
 
     # ---------------------------------------------------- scan decisions
 
+    @staticmethod
+    def _target(sc: ScanControl) -> int:
+        return sc.target.id if sc.target is not None else 0
+
     def prepare_scan_control(self, sc: ScanControl) -> None:
-        """Models prepare_scan_control(): the costs, whether each type may be
-        deactivated, cache_trim_mode and file_is_tiny."""
-        cost = self.S.lrucost[0]
+        """Models prepare_scan_control() on the target lruvec (the memcg
+        reclaimed for, or the node's): the costs, whether each type may be
+        deactivated, cache_trim_mode, and for global reclaim file_is_tiny."""
+        t = self._target(sc)
+        cost = self.S.lrucost[t]
         sc.anon_cost, sc.file_cost = int(cost[L.COST_ANON]), int(cost[L.COST_FILE])
-        node = self.S.node_stat
+        activations = self.S.mstat[t, MC.MS_ACTIVATE_H:MC.MS_ACTIVATE_H + 2]
         sc.may_deactivate = DEACTIVATE_ANON | DEACTIVATE_FILE if sc.force_deactivate else 0
         for file, bit, snap in ((0, DEACTIVATE_ANON, L.REFAULTS_ANON),
                                 (1, DEACTIVATE_FILE, L.REFAULTS_FILE)):
-            if node[WORKINGSET_ACTIVATE[file]] != cost[snap] or self.inactive_is_low(bool(file)):
+            if activations[file] != cost[snap] or self.inactive_is_low(bool(file), t):
                 sc.may_deactivate |= bit
-        sc.cache_trim_mode = bool(self.size(IF) >> sc.priority) and \
+        sc.cache_trim_mode = bool(self.lruvec_size(IF, t) >> sc.priority) and \
             not (sc.may_deactivate & DEACTIVATE_FILE)
+        sc.file_is_tiny = False
+        if sc.target is not None:                   # cgroup reclaim: no file_is_tiny
+            return
         pa = self.machine.page_alloc
         free = pa.nr_free_pages()
-        file = self.size(IF) + self.size(AF)
+        file = self.lruvec_size(IF) + self.lruvec_size(AF)
         high = sum(pa.wmark(z, WMARK_HIGH) for z in range(len(pa.zones))
                    if pa.zones[z].populated and pa.managed[z])
         sc.file_is_tiny = file + free <= high and not (sc.may_deactivate & DEACTIVATE_ANON) \
-            and bool(self.size(IA) >> sc.priority)
+            and bool(self.lruvec_size(IA) >> sc.priority)
 
-    def snapshot_refaults(self) -> None:
-        """Models snapshot_refaults(): remember the workingset activations."""
-        cost = self.S.lrucost[0]
-        cost[L.REFAULTS_ANON] = self.S.node_stat[WORKINGSET_ACTIVATE[0]]
-        cost[L.REFAULTS_FILE] = self.S.node_stat[WORKINGSET_ACTIVATE[1]]
+    def snapshot_refaults(self, sc: ScanControl | None = None) -> None:
+        """Models snapshot_refaults(): remember the target lruvec's workingset
+        activations."""
+        t = self._target(sc) if sc is not None else 0
+        cost = self.S.lrucost[t]
+        cost[L.REFAULTS_ANON] = self.S.mstat[t, MC.MS_ACTIVATE_H]
+        cost[L.REFAULTS_FILE] = self.S.mstat[t, MC.MS_ACTIVATE_H + 1]
 
-    def scan_balance(self, sc: ScanControl) -> tuple[int, int, int]:
+    def scan_balance(self, sc: ScanControl, memcg: int = 0) -> tuple[int, int, int]:
         """The choice of get_scan_count(): (balance, anon fraction, file fraction)."""
-        swappiness = self.swappiness()
-        if not sc.may_swap or self.nr_swap_free() <= 0:
+        swappiness = self.swappiness(sc)
+        if not sc.may_swap or self.nr_swap_free(memcg) <= 0:
             return SCAN_FILE, 0, 0
+        if sc.target is not None and not swappiness:   # memcg users may turn swap off
+            return SCAN_FILE, 0, 0
+        if swappiness == SWAPPINESS_ANON_ONLY:         # memory.reclaim swappiness=max
+            return SCAN_ANON, 0, 0
         if sc.priority == 0 and swappiness:
             return SCAN_EQUAL, 0, 0
         if sc.file_is_tiny:
@@ -197,13 +234,33 @@ class Reclaim:
         fp = (MAX_SWAPPINESS - swappiness) * (total + 1) // (file_cost + 1)
         return SCAN_FRACT, ap, fp
 
-    def get_scan_count(self, sc: ScanControl) -> list[int]:
-        """Models get_scan_count(): pages to scan on each evictable list."""
-        balance, ap, fp = self.scan_balance(sc)
+    def get_scan_count(self, sc: ScanControl, memcg=None) -> list[int]:
+        """Models get_scan_count(): pages to scan on each evictable list of
+        the memcg's lruvec; a memcg with protection (emin/elow from the
+        target) has its scan cut by protection / usage
+        (apply_proportional_protection), to no less than SWAP_CLUSTER_MAX."""
+        mid = memcg.id if memcg is not None else 0
+        balance, ap, fp = self.scan_balance(sc, mid)
+        cg = self.memcgs
+        emin = elow = 0
+        if memcg is not None and cg is not None:
+            emin, elow = cg.protection(sc.target or cg.root, memcg)
         nr = [0, 0, 0, 0]
         for lru in (IA, AA, IF, AF):
             file = lru >= IF
-            scan = self.size(lru) >> sc.priority
+            size = self.size(lru, mid)
+            if emin or elow:
+                if not sc.memcg_low_reclaim and elow > emin:
+                    protection = elow
+                    sc.memcg_low_skipped = True
+                else:
+                    protection = emin
+                cgroup_size = max(cg.usage(memcg), protection)
+                scan = size - size * protection // (cgroup_size + 1)
+                scan = max(scan, SWAP_CLUSTER_MAX)
+            else:
+                scan = size
+            scan >>= sc.priority
             if balance == SCAN_FRACT:
                 scan = scan * (fp if file else ap) // (ap + fp) if ap + fp else 0
             elif balance in (SCAN_FILE, SCAN_ANON) and (balance == SCAN_FILE) != file:
@@ -213,38 +270,81 @@ class Reclaim:
 
     # -------------------------------------------------------------- scans
 
-    def shrink_lruvec(self, sc: ScanControl) -> None:
-        """Models shrink_lruvec(): scan get_scan_count's shares in batches
-        of 32 until done, or (kswapd) in proportion once enough is reclaimed
-        (the loop is compiled: linmem.engine.vmscan.shrink_lruvec_lists);
-        then, with swap, age the active anon list if the inactive is low."""
-        nr = np.array(self.get_scan_count(sc), dtype=np.int64)
+    def shrink_lruvec(self, sc: ScanControl, memcg=None) -> None:
+        """Models shrink_lruvec() on a memcg's lruvec (the root's when
+        ``memcg`` is None): scan get_scan_count's shares in batches of 32
+        until done, or (kswapd) in proportion once enough is reclaimed (the
+        loop is compiled: linmem.engine.vmscan.shrink_lruvec_lists); then,
+        with swap, age the active anon list if the inactive is low."""
+        mid = memcg.id if memcg is not None else 0
+        nr = np.array(self.get_scan_count(sc, memcg), dtype=np.int64)
         if (nr[AA] and not sc.may_deactivate & DEACTIVATE_ANON) or \
                 (nr[AF] and not sc.may_deactivate & DEACTIVATE_FILE):
             sc.skipped_deactivate = True               # shrink_list could not deactivate
         proportional = not sc.kswapd and sc.priority == DEF_PRIORITY
+        before = sc.stats.copy()
         rows = self._rows()              # first: it may register a file (a new ref)
-        E.shrink_lruvec_lists(self.S.ref, rows, 0, nr, sc.nr_to_reclaim, proportional,
+        E.shrink_lruvec_lists(self.S.ref, rows, mid, nr, sc.nr_to_reclaim, proportional,
                               sc.may_deactivate, sc.stats, self.wb)
-        if self.total_swap() > 0 and self.inactive_is_low(False):
-            E.shrink_active_list(self.S.ref, rows, 0, AA, SWAP_CLUSTER_MAX, sc.stats)
+        if self.total_swap() > 0 and self.inactive_is_low(False, mid):
+            E.shrink_active_list(self.S.ref, rows, mid, AA, SWAP_CLUSTER_MAX, sc.stats)
+        if memcg is not None:
+            count_memcg_reclaim(memcg, sc, sc.stats - before)
 
     def shrink_node(self, sc: ScanControl) -> None:
-        """Models shrink_node() on the one node and its one lruvec (or the
-        multi-gen LRU's lru_gen_shrink_node), then shrink_slab (the
-        shadow-node shrinker). The swap writes it started complete as it
-        ends (the device is quick next to a reclaim round): their folios
-        rotate to the inactive tail."""
+        """Models shrink_node() on the one node: each memcg's lruvec below
+        the target (shrink_node_memcgs; or the multi-gen LRU's
+        lru_gen_shrink_node), then shrink_slab (the shadow-node shrinker).
+        The swap writes it started complete as it ends (the device is quick
+        next to a reclaim round): their folios rotate to the inactive tail."""
         reclaimed = sc.nr_reclaimed
         if self.lru_gen is not None:
             self.lru_gen.shrink_node(sc)            # lru_gen_shrink_node
         else:
             self.prepare_scan_control(sc)
-            self.shrink_lruvec(sc)
+            self.shrink_node_memcgs(sc)
         self.shrink_shadow_nodes(sc)
         E.end_swap_writeback(self.S.ref, self.wb)
-        if sc.nr_reclaimed > reclaimed:             # progress revives a dormant kswapd
-            self.machine.kswapd_failures = 0
+        if sc.nr_reclaimed > reclaimed and sc.target is None:
+            self.machine.kswapd_failures = 0        # progress revives a dormant kswapd
+
+    def shrink_node_memcgs(self, sc: ScanControl) -> None:
+        """Models shrink_node_memcgs(): the memcgs of the target's subtree in
+        pre-order (mem_cgroup_iter). A memcg at or below its effective min
+        is skipped; one at or below its effective low is skipped unless this
+        is the second, low-reclaiming pass (then it counts a low event).
+        Direct and memcg reclaim walk from where the last walk for the same
+        target stopped and stop once they have reclaimed enough; kswapd
+        walks the whole tree."""
+        cg = self.memcgs
+        if cg is None or len(cg.by_id) == 1:
+            self.shrink_lruvec(sc, cg.root if cg is not None else None)
+            return
+        target = sc.target or cg.root
+        cg.calculate_protection(target)
+        order = target.subtree()
+        partial = not sc.kswapd and not sc.memcg_full_walk
+        start = 0
+        if partial:
+            last = cg.reclaim_cursor.get(target.id)
+            ids = [m.id for m in order]
+            if last in ids and ids.index(last) + 1 < len(ids):
+                start = ids.index(last) + 1
+        for memcg in order[start:]:
+            if partial:
+                cg.reclaim_cursor[target.id] = memcg.id
+            if cg.below_min(target, memcg):
+                continue
+            if cg.below_low(target, memcg):
+                if not sc.memcg_low_reclaim:
+                    sc.memcg_low_skipped = True
+                    continue
+                cg.event(memcg, "low")
+            self.shrink_lruvec(sc, memcg)
+            if partial and sc.nr_reclaimed >= sc.nr_to_reclaim:
+                return
+        if partial:
+            cg.reclaim_cursor.pop(target.id, None)       # the walk reached the end
 
     def shrink_shadow_nodes(self, sc: ScanControl) -> None:
         """Models the workingset shadow shrinker (count_shadow_nodes,
@@ -272,39 +372,73 @@ class Reclaim:
         self._shadow_clock = clock
 
     def _finish(self, sc: ScanControl, who: str) -> None:
-        """The pass's swap writes complete; its counts go to vmstat."""
+        """The pass's swap writes complete; its counts go to vmstat (a
+        memcg's reclaim counts pgscan/pgsteal_{kswapd,direct,proactive} and
+        pgrefill only in the memcg, the rest also machine-wide)."""
         E.end_swap_writeback(self.S.ref, self.wb)
         st, ev = sc.stats, self.events
         anon_scanned, anon_stolen = st[E.S_SCANNED_ANON], st[E.S_RECLAIMED_ANON]
-        ev[vm_event(f"pgscan_{who}")] += st[E.S_SCANNED]
-        ev[vm_event(f"pgsteal_{who}")] += st[E.S_RECLAIMED]
+        if sc.target is None:
+            ev[vm_event(f"pgscan_{who}")] += st[E.S_SCANNED]
+            ev[vm_event(f"pgsteal_{who}")] += st[E.S_RECLAIMED]
+            ev[vm_event("pgrefill")] += st[E.S_REFILL]
         ev[vm_event("pgscan_anon")] += anon_scanned
         ev[vm_event("pgsteal_anon")] += anon_stolen
         ev[vm_event("pgscan_file")] += st[E.S_SCANNED] - anon_scanned
         ev[vm_event("pgsteal_file")] += st[E.S_RECLAIMED] - anon_stolen
         ev[vm_event("pgactivate")] += st[E.S_ACTIVATED]
         ev[vm_event("pgdeactivate")] += st[E.S_DEACTIVATED]
-        ev[vm_event("pgrefill")] += st[E.S_REFILL]
-        self.snapshot_refaults()
+        self.snapshot_refaults(sc)
 
     # ------------------------------------------------------------ reclaim
 
-    def try_to_free_pages(self) -> int:
-        """Models try_to_free_pages() -> do_try_to_free_pages(): direct
-        reclaim of SWAP_CLUSTER_MAX pages, priority 12 down to 0; when that
-        frees nothing and an active list was left alone (skipped_deactivate),
-        once more with forced deactivation. Returns the pages reclaimed."""
-        sc = ScanControl(nr_to_reclaim=SWAP_CLUSTER_MAX)
+    def do_try_to_free_pages(self, sc: ScanControl) -> int:
+        """Models do_try_to_free_pages(): priority 12 down to 0 until enough
+        is reclaimed. When that freed nothing: once more walking every memcg
+        (memcg_full_walk, where the first walk was partial); then, if an
+        active list was left alone (skipped_deactivate), with forced
+        deactivation; then, if memcgs were skipped for their memory.low,
+        reclaiming them too (memcg_low_reclaim). Returns the pages reclaimed."""
+        cgroups = self.memcgs is not None and len(self.memcgs.by_id) > 1
         while True:
             for priority in range(DEF_PRIORITY, -1, -1):
                 sc.priority = priority
                 self.shrink_node(sc)
                 if sc.nr_reclaimed >= sc.nr_to_reclaim:
                     break
-            if sc.nr_reclaimed or not sc.skipped_deactivate or sc.force_deactivate:
+            if sc.nr_reclaimed:
                 break
-            sc.force_deactivate, sc.skipped_deactivate = True, False   # retry, deactivating
+            if cgroups and not sc.memcg_full_walk:
+                sc.memcg_full_walk = True
+                continue
+            if sc.skipped_deactivate:
+                sc.force_deactivate, sc.skipped_deactivate = True, False   # retry, deactivating
+                continue
+            if sc.memcg_low_skipped:
+                sc.force_deactivate = False
+                sc.memcg_low_reclaim, sc.memcg_low_skipped = True, False
+                continue
+            break
+        return sc.nr_reclaimed
+
+    def try_to_free_pages(self) -> int:
+        """Models try_to_free_pages(): direct reclaim of SWAP_CLUSTER_MAX
+        pages from the whole node (every memcg); the pages reclaimed."""
+        sc = ScanControl(nr_to_reclaim=SWAP_CLUSTER_MAX)
+        self.do_try_to_free_pages(sc)
         self._finish(sc, "direct")
+        return sc.nr_reclaimed
+
+    def try_to_free_mem_cgroup_pages(self, memcg, nr_pages: int, may_swap: bool = True,
+                                     proactive: bool = False,
+                                     swappiness: int | None = None) -> int:
+        """Models try_to_free_mem_cgroup_pages(): reclaim at least
+        SWAP_CLUSTER_MAX pages from the memcg's subtree (its limit was hit,
+        memory.high, or memory.reclaim); the pages reclaimed."""
+        sc = ScanControl(nr_to_reclaim=max(nr_pages, SWAP_CLUSTER_MAX), target=memcg,
+                         may_swap=may_swap, proactive=proactive, swappiness=swappiness)
+        self.do_try_to_free_pages(sc)
+        self._finish(sc, "proactive" if proactive else "direct")
         return sc.nr_reclaimed
 
     def balanced(self, highest_zoneidx: int) -> bool:
@@ -326,7 +460,10 @@ class Reclaim:
         without min_ttl_ms.)"""
         if self.lru_gen is None and self.total_swap() > 0 and self.inactive_is_low(False):
             rows = self._rows()
-            E.shrink_active_list(self.S.ref, rows, 0, AA, SWAP_CLUSTER_MAX, sc.stats)
+            ids = [m.id for m in self.memcgs.memcgs()] if self.memcgs is not None else [0]
+            for mid in ids:                         # every memcg's lruvec whose is low
+                if self.inactive_is_low(False, mid):
+                    E.shrink_active_list(self.S.ref, rows, mid, AA, SWAP_CLUSTER_MAX, sc.stats)
 
     def kswapd(self, highest_zoneidx: int) -> int:
         """Models balance_pgdat(): reclaim until the node is balanced for the
@@ -353,3 +490,19 @@ class Reclaim:
             self.machine.kswapd_failures = 0
         self.kswapd_priority = sc.priority        # where the run ended (kswapd_sleep event)
         return sc.nr_reclaimed
+
+
+RECLAIM_EVENTS = (("pgscan", E.S_SCANNED), ("pgsteal", E.S_RECLAIMED))
+
+
+def count_memcg_reclaim(memcg, sc: ScanControl, delta: np.ndarray) -> None:
+    """The memcg's own reclaim events (__count_memcg_events): pgscan and
+    pgsteal by reclaimer, pgrefill, pgactivate, pgdeactivate."""
+    who = "kswapd" if sc.kswapd else ("proactive" if sc.proactive else "direct")
+    ev = memcg.vm_events
+    for name, col in RECLAIM_EVENTS:
+        key = f"{name}_{who}"
+        ev[key] = ev.get(key, 0) + int(delta[col])
+    for name, col in (("pgrefill", E.S_REFILL), ("pgactivate", E.S_ACTIVATED),
+                      ("pgdeactivate", E.S_DEACTIVATED)):
+        ev[name] = ev.get(name, 0) + int(delta[col])

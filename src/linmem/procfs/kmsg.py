@@ -3,14 +3,18 @@ dump_tasks, dump_oom_victim / __oom_kill_process), from an ``oom_kill`` event.
 
 The task table has the kernel's columns and widths (memory in pages); the
 last line is the one `dmesg` shows for every OOM kill. A global OOM's
-report (this model has no memory-cgroup OOM) says ``global_oom`` and "Out of
-memory:" where a memory cgroup's says ``oom_memcg=`` and "Memory cgroup out
-of memory:"; the kernel's call trace and show_mem() lines are left out.
+report says ``global_oom`` and "Out of memory:"; a memory cgroup's
+(mem_cgroup_out_of_memory) first prints the memcg's counters and memory.stat
+(mem_cgroup_print_oom_meminfo), lists only the memcg's tasks, and says
+``CONSTRAINT_MEMCG``, ``oom_memcg=`` and "Memory cgroup out of memory:". The
+kernel's call trace and show_mem() lines are left out.
 """
 
 from __future__ import annotations
 
 from linmem.mm import gfp as G
+
+PAGE_COUNTER_MAX = (2**63 - 1) // 4096   # pages: LONG_MAX / PAGE_SIZE
 
 TASKS_HEADER = ("[  pid  ]   uid  tgid total_vm      rss rss_anon rss_file rss_shmem "
                 "pgtables_bytes swapents oom_score_adj name")
@@ -76,8 +80,11 @@ def oom_report_lines(event: dict) -> list[str]:
     """The report of one OOM kill, as the kernel logs it."""
     lines = [f"{event['invoker']} invoked oom-killer: gfp_mask={event['gfp']:#x}"
              f"({gfp_flags_string(event['gfp'])}), "
-             f"order={event['order']}, oom_score_adj={event['invoker_oom_score_adj']}",
-             "Tasks state (memory values in pages):", TASKS_HEADER]
+             f"order={event['order']}, oom_score_adj={event['invoker_oom_score_adj']}"]
+    memcg = event.get("oom_memcg")
+    if memcg is not None:
+        lines += memcg_meminfo_lines(event)
+    lines += ["Tasks state (memory values in pages):", TASKS_HEADER]
     victim = None
     for c in event["candidates"]:
         lines.append(f"[{c['pid']:7d}] {0:5d} {c['pid']:5d} {c['total_vm']:8d} {c['rss_pages']:8d} "
@@ -86,13 +93,38 @@ def oom_report_lines(event: dict) -> list[str]:
                      f"{c['oom_score_adj']:5d} {c['name']}")
         if c["pid"] == event["victim"]:
             victim = c
-    lines.append(f"oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,"
-                 f"global_oom,task_memcg={event.get('victim_memcg', '/')},"
+    constraint = "CONSTRAINT_MEMCG" if memcg is not None else "CONSTRAINT_NONE"
+    context = f"oom_memcg={memcg}" if memcg is not None else "global_oom"
+    lines.append(f"oom-kill:constraint={constraint},nodemask=(null),cpuset=/,mems_allowed=0,"
+                 f"{context},task_memcg={event.get('victim_memcg', '/')},"
                  f"task={event['victim_name']},pid={event['victim']},uid=0")
     if victim is not None:
-        lines.append(f"Out of memory: Killed process {victim['pid']} ({victim['name']}) "
+        what = "Memory cgroup out of memory" if memcg is not None else "Out of memory"
+        lines.append(f"{what}: Killed process {victim['pid']} ({victim['name']}) "
                      f"total-vm:{victim['total_vm'] * 4}kB, anon-rss:{victim['rss_anon'] * 4}kB, "
                      f"file-rss:{victim['rss_file'] * 4}kB, shmem-rss:{victim['rss_shmem'] * 4}kB, "
                      f"UID:0 pgtables:{victim['pgtables_bytes'] // 1024}kB "
                      f"oom_score_adj:{victim['oom_score_adj']}")
+    return lines
+
+
+def memcg_meminfo_lines(event: dict) -> list[str]:
+    """mem_cgroup_print_oom_meminfo(): the memcg's counters (v2: memory and
+    swap; v1: memory, memory+swap and kmem) and its memory.stat."""
+    def kb(pages: int) -> int:
+        return pages * 4
+
+    lines = [f"memory: usage {kb(event['memory_usage_pages'])}kB, "
+             f"limit {kb(event['memory_limit_pages'])}kB, failcnt {event['memory_failcnt']}"]
+    if event.get("cgroup_version", 2) == 2:
+        lines.append(f"swap: usage {kb(event['swap_usage_pages'])}kB, "
+                     f"limit {kb(event['swap_limit_pages'])}kB, failcnt {event['swap_failcnt']}")
+    else:
+        memsw = event["memory_usage_pages"] + event["swap_usage_pages"]
+        lines.append(f"memory+swap: usage {kb(memsw)}kB, limit {kb(PAGE_COUNTER_MAX)}kB, "
+                     f"failcnt 0")
+        lines.append(f"kmem: usage {kb(event['kmem_usage_pages'])}kB, "
+                     f"limit {kb(PAGE_COUNTER_MAX)}kB, failcnt 0")
+    lines.append(f"Memory cgroup stats for {event['oom_memcg']}:")
+    lines += [f"{k} {v}" for k, v in event["memcg_stat"].items()]
     return lines

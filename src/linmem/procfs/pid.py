@@ -15,6 +15,7 @@ from linmem.engine.pgtable import MM_HIWATER_RSS
 from linmem.mm import mmap as mmaplib
 from linmem.mm.oom_kill import oom_score
 from linmem.mm.vma import VM_LOCKED, vma_flags_mnemonics
+from linmem.procfs.cgroup import proc_pid_cgroup
 from linmem.procfs.misc import USER_HZ
 
 PAGE = 4096
@@ -239,5 +240,5 @@ def pid_files(kernel, task) -> dict[str, str]:
              "comm": task.comm + "\n",
              "oom_score": f"{oom_score(kernel, task)}\n",
              "oom_score_adj": f"{task.oom_score_adj}\n",
-             "cgroup": f"0::{task.cgroup}\n"}
+             "cgroup": proc_pid_cgroup(task, getattr(kernel.machine, "cgroup_version", 2))}
     return {f"{task.pid}/{name}": text for name, text in files.items()}

@@ -52,6 +52,17 @@ def proc_files(machine) -> dict[str, str]:
     return files
 
 
+def sys_files(machine) -> dict[str, str]:
+    """Relative path -> text of the machine's /sys that linmem models: the
+    memory cgroup tree (``fs/cgroup/...``, v2, or the v1 memory controller
+    with ``machine.cgroup: v1``)."""
+    from linmem.procfs.cgroup import cgroup_files
+    kernel = machine._kernel
+    if kernel is None:
+        return {}
+    return cgroup_files(kernel, getattr(machine, "cgroup_version", 2))
+
+
 def write_tree(files: dict[str, str], root: Path) -> None:
     """Write ``files`` under ``root`` (which must not exist yet)."""
     for rel, text in sorted(files.items()):

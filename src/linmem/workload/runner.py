@@ -80,7 +80,7 @@ from linmem.mm.swapfile import SwapError
 from linmem.mm.vmstat import vm_event
 from linmem.procfs.meminfo import meminfo_fields
 from linmem.procfs.pagecache import pagecache_json
-from linmem.procfs.tree import proc_files, write_tree
+from linmem.procfs.tree import proc_files, sys_files, write_tree
 from linmem.procfs.vmstat import vmstat_values
 from linmem.workload import steps as S
 
@@ -97,6 +97,8 @@ class RunResult:
     machine: Machine
     final: dict[str, str]
     snapshots: dict[str, dict[str, str]] = field(default_factory=dict)
+    final_sys: dict[str, str] = field(default_factory=dict)           # the /sys tree at the end
+    snapshots_sys: dict[str, dict[str, str]] = field(default_factory=dict)
     events: list[dict] = field(default_factory=list)
     timeline: list[dict] = field(default_factory=list)
     processes: list[dict] = field(default_factory=list)
@@ -188,6 +190,12 @@ class Run:
         for area in scenario.swap:                 # swapon -a at boot, in the order listed
             if area.active:
                 self.swapon(area.path)
+        memcg = self.machine.kernel.memcg
+        for path in sorted(scenario.cgroups):      # parents before children
+            memcg.mkdir(path)
+        for path, limits in scenario.cgroups.items():
+            for key, value in limits.settings().items():
+                memcg.write(path, key, value)
 
     def push(self, time: float, kind: int, payload) -> None:
         """Queue work at ``time``; ``kind`` orders ties: 0 at-event, 1 start, 2 step."""
@@ -215,6 +223,7 @@ class Run:
             self.result.panicked = str(panic)
         self._advance(self.machine.clock)
         self.result.final = proc_files(self.machine)
+        self.result.final_sys = sys_files(self.machine)
         self.result.pagecache[""] = pagecache_json(self.machine)
         self._note_swap()
         self.result.processes = [{**p.summary(), "peak_swap_kb": self.peak_swap_kb.get(pid, 0)}
@@ -282,6 +291,7 @@ class Run:
 
     def snapshot(self, name: str) -> None:
         self.result.snapshots[name] = proc_files(self.machine)
+        self.result.snapshots_sys[name] = sys_files(self.machine)
         self.result.pagecache[name] = pagecache_json(self.machine)
         self.event("snapshot", name=name)
 
@@ -419,8 +429,11 @@ def write_outputs(result: RunResult, out: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         write_tree(result.final, tmp / "proc")
+        write_tree(result.final_sys, tmp / "sys")
         for name, files in result.snapshots.items():
             write_tree(files, tmp / "snapshots" / name / "proc")
+        for name, files in result.snapshots_sys.items():
+            write_tree(files, tmp / "snapshots" / name / "sys")
         for name, text in result.pagecache.items():
             target = tmp / "snapshots" / name if name else tmp
             target.mkdir(parents=True, exist_ok=True)

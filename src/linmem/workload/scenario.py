@@ -230,6 +230,7 @@ class Machine(_Model):
     cpus: int = Field(2, ge=1, le=1024)
     thp: Literal["never", "madvise", "always"] = "madvise"
     lru: Literal["classic", "mglru"] = "classic"
+    cgroup: Literal["v2", "v1"] = "v2"   # which memory controller's files /sys shows
     aslr: bool = False          # address-space randomisation, drawn from the seed
     disk: Disk = Field(default_factory=Disk)
 
@@ -275,6 +276,11 @@ class SwapArea(_Model):
         return kind
 
 
+_CGROUP_FILES = {"memory_max": "memory.max", "memory_high": "memory.high",
+                 "memory_low": "memory.low", "memory_min": "memory.min",
+                 "memory_swap_max": "memory.swap.max", "memory_oom_group": "memory.oom.group"}
+
+
 class CgroupLimits(_Model):
     """The memory controller files of one cgroup v2 directory."""
 
@@ -283,6 +289,11 @@ class CgroupLimits(_Model):
     memory_low: Limit = Field(0, alias="memory.low")
     memory_min: Limit = Field(0, alias="memory.min")
     memory_swap_max: Limit = Field("max", alias="memory.swap.max")
+    memory_oom_group: bool = Field(False, alias="memory.oom.group")
+
+    def settings(self) -> dict:
+        """The control files to write, by name (memory.max ... memory.oom.group)."""
+        return {name: getattr(self, attr) for attr, name in _CGROUP_FILES.items()}
 
     @model_validator(mode="before")
     @classmethod

@@ -189,7 +189,7 @@ def run_step(run, proc: Proc) -> float:
     except ProcessEnded:
         return 0.0
     _note_rss(run, proc)
-    return cost
+    return cost + run.machine.kernel.memcg.take_delay(proc.task.pid)   # memory.high's sleeps
 
 
 def _note_rss(run, proc: Proc) -> None:
