@@ -82,6 +82,7 @@ def _print_summary(result, out) -> None:
                       str(pa.nr_free_pages(z.zid)), *marks)
     console.print(table)
     _print_reclaim(console, m)
+    _print_cgroups(console, result.summary()["cgroups"])
     if result.processes:
         procs = Table("pid", "name", "minor faults", "major faults", "peak RSS kB", "exit",
                       box=None)
@@ -109,6 +110,24 @@ def _print_reclaim(console, machine) -> None:
     kernel = machine._kernel
     for path, kind, size, used, prio in (kernel.swap.proc_swaps() if kernel else []):
         console.print(f"swap {path} ({kind}, priority {prio}): {size} kB, {used} kB used")
+
+
+def _print_cgroups(console, cgroups: list[dict]) -> None:
+    """One row per memory cgroup: usage, peak, limits, events, reclaim."""
+    from rich.table import Table
+    if not cgroups:
+        return
+    table = Table("cgroup", "current", "peak", "max", "high", "swap", "low/high/max/oom/kill",
+                  "scanned", "reclaimed", title="memory cgroups (kB; events)", box=None)
+    for c in cgroups:
+        ev = c["events"]
+        table.add_row(c["path"], str(c["current_kb"]), str(c["peak_kb"]),
+                      "max" if c["max_kb"] is None else str(c["max_kb"]),
+                      "max" if c["high_kb"] is None else str(c["high_kb"]),
+                      str(c["swap_current_kb"]),
+                      "/".join(str(ev[k]) for k in ("low", "high", "max", "oom", "oom_kill")),
+                      str(c["pgscan"]), str(c["pgsteal"]))
+    console.print(table)
 
 
 def _print_kernel_log(console, events) -> None:

@@ -96,15 +96,15 @@ class LruGen:
         priority = reclaimable.bit_length() - 1 - (sc.nr_to_reclaim - 1).bit_length()
         sc.priority = min(max(priority, DEF_PRIORITY // 2), DEF_PRIORITY)
 
-    def get_nr_to_scan(self, sc, swappiness: int) -> int:
+    def get_nr_to_scan(self, sc, swappiness: int, memcg: int = 0) -> int:
         """Models get_nr_to_scan(): pages to scan, or 0 / -1 after aging."""
         K = self.S.ref
-        max_seq = int(self.S.lrugen[0, MI.LG_MAX_SEQ])
-        success, nr_to_scan = E.should_run_aging(K, 0, swappiness)
+        max_seq = int(self.S.lrugen[memcg, MI.LG_MAX_SEQ])
+        success, nr_to_scan = E.should_run_aging(K, memcg, swappiness)
         if not success or sc.priority == DEF_PRIORITY:
             return int(nr_to_scan) >> sc.priority
         rows = self.reclaim._rows()
-        return -1 if E.try_to_inc_max_seq(self.S.ref, rows, 0, max_seq, swappiness) else 0
+        return -1 if E.try_to_inc_max_seq(self.S.ref, rows, memcg, max_seq, swappiness) else 0
 
     def should_abort_scan(self, sc, start: int) -> bool:
         """Models should_abort_scan(): root reclaim stops with enough
@@ -123,17 +123,17 @@ class LruGen:
 
     # -------------------------------------------------------------- scans
 
-    def try_to_shrink_lruvec(self, sc, start: int) -> None:
+    def try_to_shrink_lruvec(self, sc, start: int, memcg: int = 0) -> None:
         """Models try_to_shrink_lruvec(): evict in batches until the target
         of get_nr_to_scan is scanned."""
         swappiness = self.get_swappiness(sc)
         scanned = 0
         while True:
-            nr_to_scan = self.get_nr_to_scan(sc, swappiness)
+            nr_to_scan = self.get_nr_to_scan(sc, swappiness, memcg)
             if nr_to_scan <= 0:
                 break
             rows = self.reclaim._rows()
-            delta = E.evict_folios(self.S.ref, rows, 0, nr_to_scan, swappiness, sc.stats,
+            delta = E.evict_folios(self.S.ref, rows, memcg, nr_to_scan, swappiness, sc.stats,
                                    self.reclaim.wb, self.batch)
             if not delta:
                 break
@@ -144,10 +144,33 @@ class LruGen:
                 break
 
     def shrink_node(self, sc) -> None:
-        """Models lru_gen_shrink_node() on the one lruvec."""
+        """Models lru_gen_shrink_node(): each memcg's lruvec below the
+        reclaim's target in turn (skipping those within memory.min, and
+        within memory.low unless the pass reclaims below low), until enough
+        is reclaimed.
+
+        XXX: the kernel orders a root reclaim's memcgs by the memcg LRU
+        (shrink_many) and runs a cgroup reclaim through shrink_node_memcgs;
+        both walk the tree in pre-order here."""
         start = sc.nr_reclaimed if sc.kswapd else 0
         self.set_initial_priority(sc)
-        self.try_to_shrink_lruvec(sc, start)
+        cg = self.reclaim.memcgs
+        if cg is None or len(cg.by_id) == 1:
+            self.try_to_shrink_lruvec(sc, start)
+        else:
+            target = sc.target or cg.root
+            cg.calculate_protection(target)
+            for memcg in target.subtree():
+                if cg.below_min(target, memcg):
+                    continue
+                if cg.below_low(target, memcg):
+                    if not sc.memcg_low_reclaim:
+                        sc.memcg_low_skipped = True
+                        continue
+                    cg.event(memcg, "low")
+                self.try_to_shrink_lruvec(sc, start, memcg.id)
+                if self.should_abort_scan(sc, start):
+                    break
         V.end_swap_writeback(self.S.ref, self.reclaim.wb)
 
 

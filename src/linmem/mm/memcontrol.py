@@ -166,7 +166,7 @@ class MemoryController:
         """cgroup.procs write: the task's new charges go to ``path``; what it
         charged before stays where it was (cgroup v2 does not move charges)."""
         memcg = self.get(path)
-        if memcg.children:
+        if memcg.children and memcg is not self.root:     # the root is exempt
             raise CgroupError(f"{path} has child cgroups: cgroup v2 puts processes only "
                               f"in leaves")
         task.cgroup = path
@@ -200,6 +200,33 @@ class MemoryController:
             for k, v in c.events_local.items():
                 total[k] += v
         return total
+
+    def summary(self, memcg: MemCgroup) -> dict:
+        """One memcg's numbers for summary.json and ``linmem run``: sizes in
+        KiB (limits None for max), its memory.events, and its subtree's
+        reclaim and fault counts."""
+        mc = self.K.mc[memcg.id]
+
+        def limit(col):
+            v = int(mc[col])
+            return None if v >= MC.PAGE_COUNTER_MAX else v << 2
+
+        sub = memcg.subtree()
+
+        def total(name):
+            return sum(c.vm_events.get(name, 0) for c in sub)
+        return {"path": memcg.path, "current_kb": int(mc[MC.MC_USAGE]) << 2,
+                "peak_kb": int(mc[MC.MC_PEAK]) << 2,
+                "max_kb": limit(MC.MC_MAX), "high_kb": limit(MC.MC_HIGH),
+                "low_kb": int(mc[MC.MC_LOW]) << 2, "min_kb": int(mc[MC.MC_MIN]) << 2,
+                "swap_current_kb": int(mc[MC.MC_SWAP]) << 2,
+                "swap_peak_kb": int(mc[MC.MC_SWAP_PEAK]) << 2,
+                "swap_max_kb": limit(MC.MC_SWAP_MAX),
+                "events": self.events(memcg),
+                "pgscan": sum(total(f"pgscan_{w}") for w in ("kswapd", "direct", "proactive")),
+                "pgsteal": sum(total(f"pgsteal_{w}") for w in ("kswapd", "direct", "proactive")),
+                "pgfault": int(sum(self.K.mstat[c.id, MC.MS_PGFAULT] for c in sub)),
+                "pgmajfault": int(sum(self.K.mstat[c.id, MC.MS_PGMAJFAULT] for c in sub))}
 
     # ----------------------------------------------------------- settings
 

@@ -130,6 +130,7 @@ class RunResult:
                         "workingset_refault_anon": ev["workingset_refault_anon"],
                         "workingset_activate_anon": ev["workingset_activate_anon"]},
             "swap": self._swap_summary(ev),
+            "cgroups": self._cgroups(),
             "rates": self._rates(ev),
             "allocation_failures": m.page_alloc.alloc_failures,
             "panic": self.panicked or None,
@@ -146,6 +147,15 @@ class RunResult:
                 "peak_used_kb": max(self.swap_peak_kb, used), "cached_kb": cached,
                 "pswpin": ev["pswpin"], "pswpout": ev["pswpout"],
                 "swap_ra": ev["swap_ra"], "swap_ra_hit": ev["swap_ra_hit"]}
+
+    def _cgroups(self) -> list[dict]:
+        """Every memory cgroup but the root, at the end (memory.current,
+        peak, limits, events, reclaim)."""
+        kernel = self.machine._kernel
+        if kernel is None:
+            return []
+        ctl = kernel.memcg
+        return [ctl.summary(m) for m in ctl.memcgs() if m is not ctl.root]
 
     def _rates(self, ev: dict) -> dict:
         """Per-second rates of RATE_COUNTERS: the mean over the run and the
