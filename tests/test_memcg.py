@@ -467,7 +467,8 @@ def test_memory_reclaim_reclaims_what_was_asked():
     addr = k.mmap(task, 8 * MiB, V.PROT_READ | V.PROT_WRITE, V.MAP_PRIVATE | V.MAP_ANONYMOUS)
     k.access(task, np.arange(addr, addr + 8 * MiB, PAGE, dtype=np.int64), True)
     from linmem.mm.memcontrol_stat import memory_stat
-    k.memcg.write("/r", "memory.reclaim", str(memory_stat(k, memcg)["file"]))   # the rest of the cache
+    rest = memory_stat(k, memcg)["file"]                # the rest of the cache
+    k.memcg.write("/r", "memory.reclaim", str(rest))
     with pytest.raises(CgroupError, match="EAGAIN"):
         k.memcg.write("/r", "memory.reclaim", "64M")
     with pytest.raises(CgroupError, match="EINVAL"):

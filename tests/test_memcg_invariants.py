@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from randomops import choose, exit_task, run_ops
 
 from linmem.engine import memcontrol as MC
 from linmem.kernel.machine import Machine
@@ -24,8 +25,6 @@ from linmem.mm import mmap as mmaplib
 from linmem.mm import vma as V
 from linmem.mm.memcontrol import CgroupError
 from linmem.mm.memcontrol_stat import memory_stat
-from linmem.mm.memory import OutOfMemory
-from linmem.mm.oom_kill import KernelPanic
 
 PAGE = 4096
 MiB = 1 << 20
@@ -38,9 +37,6 @@ OPS = st.lists(st.tuples(
     st.integers(1, 40), st.integers(0, 10**6)), min_size=1, max_size=14)
 
 
-def _pick(items, n):
-    return items[n % len(items)] if items else None
-
 
 def _touch(k, task, region, pick, write):
     addr, length = region
@@ -51,9 +47,9 @@ def _touch(k, task, region, pick, write):
 
 def apply(m, live, regions, op, size, pick) -> None:
     k = m.kernel
-    task = _pick(live, pick)
+    task = choose(live, pick)
     mine = regions[task.pid]
-    region = _pick(mine, pick // 7)
+    region = choose(mine, pick // 7)
     if op == "anon":
         length = size * MiB
         addr = mmaplib.vm_mmap(task.mm.vmas, None, 0, length, 3, 0x22)
@@ -68,43 +64,27 @@ def apply(m, live, regions, op, size, pick) -> None:
         if region:
             _touch(k, child, region, pick, True)
     elif op == "exit" and len(live) > 1:
-        _exit(k, live, task)
+        exit_task(k, live, task)
     elif op == "munmap" and region:
         mmaplib.vm_munmap(task.mm.vmas, *region)
         mine.remove(region)
     elif op == "dontneed" and region:
         k.madvise(task, *region, V.MADV_DONTNEED)
     elif op == "read":
-        k.read_file(task, _pick(["/data/f1", "/data/f2"], pick))
+        k.read_file(task, choose(["/data/f1", "/data/f2"], pick))
     elif op == "move":
-        k.memcg.move(task, _pick(LEAVES, pick))
+        k.memcg.move(task, choose(LEAVES, pick))
     elif op == "limit":
-        path = _pick(["/a", "/a/x", "/a/y", "/b"], pick)
-        knob = _pick(KNOBS, pick // 5)
+        path = choose(["/a", "/a/x", "/a/y", "/b"], pick)
+        knob = choose(KNOBS, pick // 5)
         k.memcg.write(path, knob, "max" if size > 36 else size * 2 * MiB)
     elif op == "reclaim":
         try:
-            k.memcg.write(_pick(["/a", "/a/x", "/b", "/"], pick), "memory.reclaim", size * MiB)
+            k.memcg.write(choose(["/a", "/a/x", "/b", "/"], pick), "memory.reclaim", size * MiB)
         except CgroupError as err:
             assert "EAGAIN" in str(err)
 
 
-def _exit(k, live, task):
-    k.exit(task, 0)
-    parent = k.tasks.get(task.ppid)
-    if parent is not None:
-        k.reap(parent, task)
-    live.remove(task)
-
-
-def _forget_dead(k, live):
-    """Drop the processes the OOM killer ended."""
-    for task in list(live):
-        if task.mm is None:
-            live.remove(task)
-            parent = k.tasks.get(task.ppid)
-            if parent is not None and task.pid in parent.children:
-                k.reap(parent, task)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
@@ -124,26 +104,8 @@ def test_random_workloads_in_cgroups_keep_the_invariants(ops, a_max, b_low):
         task = k.spawn("/usr/bin/sleep", ["sleep"], cgroup=path)
         live.append(task)
         regions[task.pid] = []
-    m.check_invariants()
-    for op, size, pick in ops:
-        if not live:
-            break
-        try:
-            apply(m, live, regions, op, size, pick)
-        except V.SyscallError:
-            pass
-        except OutOfMemory:                         # the OOM killer chose the faulting task
-            victim = k.current
-            if victim in live and victim.mm is not None:
-                _exit(k, live, victim)
-        except KernelPanic:
-            return
-        _forget_dead(k, live)
-        m.check_invariants()
-    for task in list(live):
-        if task.mm is not None:
-            _exit(k, live, task)
-    m.check_invariants()
+    if not run_ops(m, live, regions, ops, apply):
+        return                                      # nothing left to kill: the run is over
     K = k.mem.K
     for memcg in k.memcg.memcgs():
         stat = memory_stat(k, memcg)

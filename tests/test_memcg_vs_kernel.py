@@ -208,7 +208,8 @@ def _victim_scenario(kind: str) -> str:
             text += f"      - mmap: {{as: a, size: {anon.replace('M', 'MiB')}}}\n" \
                     f"      - touch: {{region: a, write: true}}\n      - sleep: 10s\n"
         else:
-            text += f"      - sleep: 1s\n      - mmap: {{as: a, size: {extra.replace('M', 'MiB')}}}\n" \
+            size = extra.replace("M", "MiB")
+            text += f"      - sleep: 1s\n      - mmap: {{as: a, size: {size}}}\n" \
                     f"      - touch: {{region: a, write: true}}\n"
     return text
 

@@ -19,13 +19,12 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from randomops import choose, exit_task, run_ops
 
 from linmem.engine import swapfile as SW
 from linmem.kernel.machine import Machine
 from linmem.mm import mmap as mmaplib
 from linmem.mm import vma as V
-from linmem.mm.memory import OutOfMemory
-from linmem.mm.oom_kill import KernelPanic
 from linmem.mm.swapfile import SwapError
 from linmem.mm.vmstat import node_item
 
@@ -37,9 +36,6 @@ OPS = st.lists(st.tuples(
                      "mlock", "munlock", "swapoff", "read", "advance"]),
     st.integers(1, 48), st.integers(0, 10**6)), min_size=1, max_size=16)
 
-
-def _pick(items, n):
-    return items[n % len(items)] if items else None
 
 
 def _range(region, pick):
@@ -58,7 +54,7 @@ def _touch(k, task, region, pick, write):
 
 def _swapoff_swapon(k, size_mib, pick):
     """swapoff an area that is on (it may fail: ENOMEM), or swapon one that is off."""
-    path = _pick(sorted(AREAS), pick)
+    path = choose(sorted(AREAS), pick)
     if path in k.swap.areas:
         try:
             k.swap.swapoff(path)
@@ -72,9 +68,9 @@ def _swapoff_swapon(k, size_mib, pick):
 
 def apply(m, live, regions, op, size, pick) -> None:
     k = m.kernel
-    task = _pick(live, pick)
+    task = choose(live, pick)
     mine = regions[task.pid]
-    region = _pick(mine, pick // 7)
+    region = choose(mine, pick // 7)
     if op == "anon":
         length = size << 20
         addr = mmaplib.vm_mmap(task.mm.vmas, None, 0, length, 3, 0x22)
@@ -89,7 +85,7 @@ def apply(m, live, regions, op, size, pick) -> None:
         if region:
             _touch(k, child, region, pick, True)
     elif op == "exit" and task is not live[0]:
-        _exit(k, live, task)
+        exit_task(k, live, task)
     elif op == "munmap" and region:
         mmaplib.vm_munmap(task.mm.vmas, *region)
         mine.remove(region)
@@ -107,22 +103,6 @@ def apply(m, live, regions, op, size, pick) -> None:
         m.advance(size / 4)
 
 
-def _exit(k, live, task):
-    k.exit(task, 0)
-    parent = k.tasks.get(task.ppid)
-    if parent is not None:
-        k.reap(parent, task)
-    live.remove(task)
-
-
-def _forget_dead(k, live):
-    """Drop the processes the OOM killer ended."""
-    for task in list(live):
-        if task.mm is None:
-            live.remove(task)
-            parent = k.tasks.get(task.ppid)
-            if parent is not None and task.pid in parent.children:
-                k.reap(parent, task)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
@@ -136,26 +116,8 @@ def test_random_swap_workloads_keep_the_invariants(ops):
     first = k.spawn("/usr/bin/sleep", ["sleep"])
     live = [first]
     regions: dict[int, list] = {first.pid: []}
-    m.check_invariants()
-    for op, size, pick in ops:
-        if not live:
-            break
-        try:
-            apply(m, live, regions, op, size, pick)
-        except V.SyscallError:
-            pass
-        except OutOfMemory:                         # the OOM killer chose the faulting task
-            victim = k.current
-            if victim in live and victim.mm is not None:
-                _exit(k, live, victim)
-        except KernelPanic:
-            return                                  # nothing left to kill: the run is over
-        _forget_dead(k, live)
-        m.check_invariants()
-    for task in reversed(live):
-        if task.mm is not None:
-            _exit(k, [task], task)
-    m.check_invariants()
+    if not run_ops(m, live, regions, ops, apply):
+        return                                      # nothing left to kill: the run is over
     K = k.mem.K
     assert k.swap.free_pages == k.swap.total_pages
     assert int(m.node_stat[node_item("nr_swapcached")]) == 0

@@ -26,9 +26,9 @@ from linmem.engine.memory import split_huge_pmd
 from linmem.engine.pgtable import (_PAGE_PSE, _PAGE_SPECIAL, HPAGE_PMD_NR, PMD_SHIFT, pte_pfn,
                                    table_index, walk_pmd)
 from linmem.engine.rmap import R_END, R_MM, R_START, _address, _rows, rmap_key
-from linmem.mm.frames import (PG_memcg, PG_active, PG_anon, PG_dirty, PG_head, PG_lru, PG_mlocked,
-                              PG_referenced, PG_swapbacked, PG_unevictable, PG_uptodate,
-                              PG_workingset)
+from linmem.mm.frames import (PG_active, PG_anon, PG_dirty, PG_head, PG_lru, PG_memcg,
+                              PG_mlocked, PG_referenced, PG_swapbacked, PG_unevictable,
+                              PG_uptodate, PG_workingset)
 from linmem.mm.vmstat import vm_event
 
 THP_SPLIT_PAGE = vm_event("thp_split_page")

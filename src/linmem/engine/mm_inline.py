@@ -41,7 +41,8 @@ import numpy as np
 
 from linmem.engine import buddy as B
 from linmem.engine.jit import njit
-from linmem.engine.memcontrol import MS_ACTIVATE, MS_REFAULT, MS_RESTORE, count_workingset, mod_lru_size
+from linmem.engine.memcontrol import (MS_ACTIVATE, MS_REFAULT, MS_RESTORE, count_workingset,
+                                      mod_lru_size)
 from linmem.mm.frames import (LRU_GEN_MASK, LRU_GEN_PGOFF, LRU_REFS_MASK, LRU_REFS_PGOFF,
                               LRU_REFS_WIDTH, PG_active, PG_dirty, PG_referenced, PG_reclaim,
                               PG_swapbacked, PG_swapcache, PG_unevictable, PG_workingset,

@@ -161,13 +161,8 @@ class LruGen:
             target = sc.target or cg.root
             cg.calculate_protection(target)
             for memcg in target.subtree():
-                if cg.below_min(target, memcg):
+                if not cg.eligible(target, memcg, sc):
                     continue
-                if cg.below_low(target, memcg):
-                    if not sc.memcg_low_reclaim:
-                        sc.memcg_low_skipped = True
-                        continue
-                    cg.event(memcg, "low")
                 self.try_to_shrink_lruvec(sc, start, memcg.id)
                 if self.should_abort_scan(sc, start):
                     break

@@ -387,6 +387,20 @@ class MemoryController:
             return False
         return self.elow.get(memcg.id, 0) >= self.usage(memcg)
 
+    def eligible(self, target: MemCgroup, memcg: MemCgroup, sc) -> bool:
+        """The protection test of shrink_node_memcgs() for one memcg of the
+        walk: never below its effective min; below its effective low only in
+        the low-reclaiming pass (counting a low event), else the pass notes
+        it skipped one (memcg_low_skipped)."""
+        if self.below_min(target, memcg):
+            return False
+        if self.below_low(target, memcg):
+            if not sc.memcg_low_reclaim:
+                sc.memcg_low_skipped = True
+                return False
+            self.event(memcg, "low")
+        return True
+
     # ------------------------------------------------------------- charge
 
     def charge_slowpath(self, memcg_id: int, nr_pages: int, gfp: int = 0) -> bool:

@@ -333,13 +333,8 @@ class Reclaim:
         for memcg in order[start:]:
             if partial:
                 cg.reclaim_cursor[target.id] = memcg.id
-            if cg.below_min(target, memcg):
+            if not cg.eligible(target, memcg, sc):
                 continue
-            if cg.below_low(target, memcg):
-                if not sc.memcg_low_reclaim:
-                    sc.memcg_low_skipped = True
-                    continue
-                cg.event(memcg, "low")
             self.shrink_lruvec(sc, memcg)
             if partial and sc.nr_reclaimed >= sc.nr_to_reclaim:
                 return

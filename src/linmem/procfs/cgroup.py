@@ -106,7 +106,8 @@ def v1_files(kernel, memcg) -> dict[str, str]:
         "memory.soft_limit_in_bytes": f"{PAGE_COUNTER_MAX_BYTES}\n",
         "memory.memsw.usage_in_bytes": f"{memsw * PAGE}\n",
         "memory.memsw.limit_in_bytes": f"{PAGE_COUNTER_MAX_BYTES}\n",
-        "memory.memsw.max_usage_in_bytes": f"{(int(mc[MC.MC_PEAK]) + int(mc[MC.MC_SWAP_PEAK])) * PAGE}\n",
+        "memory.memsw.max_usage_in_bytes":
+            f"{(int(mc[MC.MC_PEAK]) + int(mc[MC.MC_SWAP_PEAK])) * PAGE}\n",   # XXX: a bound
         "memory.memsw.failcnt": "0\n",
         "memory.oom_control": (f"oom_kill_disable 0\nunder_oom 0\n"
                                f"oom_kill {events['oom_kill']}\n"),
