@@ -506,3 +506,25 @@ def test_a_moved_task_leaves_its_charges_behind():
         k.memcg.mkdir("/s/child")
         k.memcg.move(task, "/s")
     m.check_invariants()
+
+
+def test_shared_anonymous_memory_is_charged_as_shmem():
+    """Shared anonymous pages are shmem (page cache, swap-backed): charged
+    to the writer's memcg as file and shmem, on the anon LRU lists."""
+    result = run("""
+machine: {ram: 512MiB}
+cgroups: {/s: {}}
+processes:
+  - name: app
+    program: cat
+    cgroup: /s
+    steps:
+      - mmap: {as: shm, size: 8MiB, shared: true}
+      - touch: {region: shm, write: true}
+      - snapshot: written
+""")
+    s = stat(result, "/s", "written")
+    assert s["shmem"] == 8 * MiB
+    assert s["file"] >= 8 * MiB
+    assert s["inactive_anon"] + s["active_anon"] >= 8 * MiB
+    assert s["anon"] < MiB                      # shmem is not "anon" (type-based)

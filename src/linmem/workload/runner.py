@@ -342,6 +342,8 @@ class Run:
         ends in its step)."""
         self.event("oom_kill", **report)
         proc = self.procs.get(victim.pid)
+        if proc is not None:
+            S.note_rss(self, proc)                  # its peak, before its memory goes
         if proc is not None and not current:
             S.do_exit(self, proc, 0, signal=9)
 

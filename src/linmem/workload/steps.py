@@ -188,11 +188,11 @@ def run_step(run, proc: Proc) -> float:
         return 0.0
     except ProcessEnded:
         return 0.0
-    _note_rss(run, proc)
+    note_rss(run, proc)
     return cost + run.machine.kernel.memcg.take_delay(proc.task.pid)   # memory.high's sleeps
 
 
-def _note_rss(run, proc: Proc) -> None:
+def note_rss(run, proc: Proc) -> None:
     if proc.task.mm is not None:
         file, anon, _swap, shmem = run.machine.kernel.mem.rss(proc.task.mm.id)
         proc.peak_rss_kb = max(proc.peak_rss_kb, (file + anon + shmem) << 2)
