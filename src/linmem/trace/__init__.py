@@ -69,6 +69,20 @@ def open_trace(path: str, fmt: str, chunk: int = DEFAULT_CHUNK) -> Iterator[Chun
     return FORMATS[fmt](path, chunk)
 
 
+def open_binary(path: str):
+    """The trace file as a binary stream, decompressed on the fly when its
+    name ends in ``.zst`` (zstandard); InputError when it cannot be read."""
+    from linmem.errors import InputError
+    try:
+        raw = open(path, "rb")
+    except OSError as err:
+        raise InputError(path, f"cannot read the trace: {err.strerror}") from None
+    if not path.endswith(".zst"):
+        return raw
+    import zstandard
+    return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
+
+
 def _load_formats() -> None:
     """Import the modules that register the formats."""
     import importlib
