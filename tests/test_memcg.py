@@ -263,6 +263,7 @@ processes:
     current = int(cg_file(result, "/h", "memory.current", "done"))
     assert current <= 32 * MiB + 65 * PAGE          # back under high, but for one batch
     assert int(cg_file(result, "/h", "memory.swap.current", "done")) >= 30 * MiB
+    assert stat(result, "/h", "done")["pswpout"] >= 30 * 256
     (app,) = result.processes
     assert app["exit"] == "code 0"
 

@@ -294,6 +294,7 @@ def folio_mark_accessed(M, page):
         M.flags[page] = (M.flags[page] | PG_active) & ~np.uint32(PG_referenced)
         L.lruvec_add_folio(M, page, nr, memcg)
         M.events[PGACTIVATE] += nr
+        MC.count_memcg_event(M, page, MC.MS_PGACTIVATE, nr)
         workingset_age_nonresident(M, memcg, nr)     # workingset_activation
 
 

@@ -80,7 +80,11 @@ MS_SWAPCACHE = 28      # NR_SWAPCACHE
 MS_ANON_THPS = 29      # NR_ANON_THPS
 MS_PGFAULT = 30        # the memcg's pgfault and pgmajfault events
 MS_PGMAJFAULT = 31
-NR_MS = 32
+MS_PSWPIN = 32         # its pswpin, pswpout, thp_fault_alloc and the activations
+MS_PSWPOUT = 33        #   of folio_mark_accessed (count_memcg_folio_events)
+MS_THP_FAULT_ALLOC = 34
+MS_PGACTIVATE = 35
+NR_MS = 36
 
 
 def new_mc() -> np.ndarray:
@@ -184,6 +188,13 @@ def uncharge_folio(M, pfn, nr):
 def mod_memcg_page(M, pfn, col, nr):
     """The memcg side of __mod_lruvec_page_state(): a node counter of the
     folio at ``pfn`` (its head) changed by ``nr``; its memcg's share too."""
+    if M.flags[pfn] & PG_memcg:
+        M.mstat[M.memcg[pfn], col] += nr
+
+
+@njit
+def count_memcg_event(M, pfn, col, nr):
+    """count_memcg_folio_events(): an event of the folio at ``pfn``, on its memcg."""
     if M.flags[pfn] & PG_memcg:
         M.mstat[M.memcg[pfn], col] += nr
 

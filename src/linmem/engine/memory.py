@@ -512,6 +512,7 @@ def do_huge_pmd_anonymous_page(M, V, vi, mm, pmd_t, va, write, memcg):
     M.pt[pmd_t, pi] = (dep << DEP_SHIFT) | mk_entry(
         pfn, _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_PSE | _PAGE_ACCESSED | _PAGE_DIRTY)
     M.events[THP_FAULT_ALLOC] += 1
+    MC.count_memcg_event(M, pfn, MC.MS_THP_FAULT_ALLOC, 1)
     return MINOR
 
 
@@ -560,6 +561,7 @@ def do_huge_zero_wp_pmd(M, V, vi, mm, pmd_t, va, entry, memcg):
     M.pt[pmd_t, table_index(va, PMD_SHIFT)] = (dep << DEP_SHIFT) | mk_entry(
         pfn, _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_PSE | _PAGE_ACCESSED | _PAGE_DIRTY)
     M.events[THP_FAULT_ALLOC] += 1
+    MC.count_memcg_event(M, pfn, MC.MS_THP_FAULT_ALLOC, 1)
     return MINOR
 
 

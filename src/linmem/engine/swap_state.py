@@ -131,6 +131,7 @@ def swap_read_folio(M, page, slot):
     """Models swap_read_folio(): the page is read from ``slot`` (pswpin,
     pgpgin); reads from zram are also counted apart (they are no disk I/O)."""
     M.events[PSWPIN] += 1
+    MC.count_memcg_event(M, page, MC.MS_PSWPIN, 1)
     M.events[PGPGIN] += 4                          # KiB
     if M.si[SW.swap_area(M, slot), SW.SI_FLAGS] & SW.SWP_SYNCHRONOUS_IO:
         M.si[SW.G_ROW, SW.G_SYNC_IN] += 1
@@ -147,6 +148,7 @@ def swap_writeout(M, page):
     MC.mod_memcg_page(M, page, MC.MS_WRITEBACK, 1)
     M.zstat[B.zone_of(M, page), NR_ZONE_WRITE_PENDING] += 1
     M.events[PSWPOUT] += 1
+    MC.count_memcg_event(M, page, MC.MS_PSWPOUT, 1)
     M.events[PGPGOUT] += 4
 
 

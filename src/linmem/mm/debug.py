@@ -386,7 +386,8 @@ def check_memcg(kernel) -> None:
     * each node counter kept per memcg (anon mapped, file pages, shmem,
       file mapped, dirty, writeback, swap cache, anon THPs, workingset
       events) sums over the memcgs to the node's;
-    * each memcg's swap usage is the in-use slots charged to its subtree.
+    * each memcg's swap usage is the in-use slots charged to its subtree;
+    * the memcgs' fault, swap-in/out and THP-fault events add up to vmstat's.
     """
     from linmem.engine import memcontrol as MC
     from linmem.engine.debug import walk_lru
@@ -447,6 +448,14 @@ def check_memcg(kernel) -> None:
         if total != int(node[node_item(name)]):
             raise AssertionError(f"memcgs' {name} add up to {total}, the node's is "
                                  f"{int(node[node_item(name)])}")
+    from linmem.mm.vmstat import vm_event
+    for name, col in (("pgfault", MC.MS_PGFAULT), ("pgmajfault", MC.MS_PGMAJFAULT),
+                      ("pswpin", MC.MS_PSWPIN), ("pswpout", MC.MS_PSWPOUT),
+                      ("thp_fault_alloc", MC.MS_THP_FAULT_ALLOC)):
+        total = int(K.mstat[:, col].sum())
+        if total != int(K.events[vm_event(name)]):
+            raise AssertionError(f"memcgs' {name} add up to {total}, the machine's is "
+                                 f"{int(K.events[vm_event(name)])}")
     if K.swap_map.shape[0]:
         from linmem.engine.swapfile import SWAP_MAP_BAD
         in_use = np.flatnonzero((K.swap_map != 0) & (K.swap_map != SWAP_MAP_BAD))

@@ -72,7 +72,9 @@ EVENT_COLUMNS = {MC.MS_REFAULT, MC.MS_REFAULT + 1, MC.MS_ACTIVATE, MC.MS_ACTIVAT
 
 
 MSTAT_EVENTS = {"pgpgin": MC.MS_PGPGIN, "pgpgout": MC.MS_PGPGOUT,
-                "pgfault": MC.MS_PGFAULT, "pgmajfault": MC.MS_PGMAJFAULT}
+                "pgfault": MC.MS_PGFAULT, "pgmajfault": MC.MS_PGMAJFAULT,
+                "pswpin": MC.MS_PSWPIN, "pswpout": MC.MS_PSWPOUT,
+                "thp_fault_alloc": MC.MS_THP_FAULT_ALLOC, "pgactivate": MC.MS_PGACTIVATE}
 
 
 class MemcgView:
@@ -103,8 +105,8 @@ class MemcgView:
         if source == "swap":                          # swap entries charged to it alone
             own = int(self.K.mc[memcg.id, MC.MC_SWAP])
             return own - sum(int(self.K.mc[c.id, MC.MC_SWAP]) for c in memcg.children)
-        if source in MSTAT_EVENTS:
-            return int(mstat[MSTAT_EVENTS[source]])
+        if source in MSTAT_EVENTS:                    # counted by the compiled code
+            return int(mstat[MSTAT_EVENTS[source]]) + int(memcg.vm_events.get(source, 0))
         if isinstance(source, str):
             return int(memcg.vm_events.get(source, 0))
         return int(mstat[source])
