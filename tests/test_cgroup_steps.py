@@ -140,6 +140,17 @@ def test_an_at_event_that_leaves_no_room_kills_in_the_group():
     assert events(result, "cgroup_write")[0]["time"] == 1.0
 
 
+def test_a_step_whose_limit_kills_the_writer_ends_it_after_the_write():
+    result = run(scenario("mmap: {as: buf, size: 16MiB}", "touch: {region: buf, write: true}",
+                          "cgroup: {path: /a, memory.max: 4MiB, memory.high: 2MiB}",
+                          "snapshot: never"))
+    kill, = events(result, "oom_kill")
+    assert kill["victim"] == kill["invoker_pid"] == 1
+    write, = events(result, "cgroup_write")             # memory.high is never written
+    assert write["file"] == "memory.max" and "pages_reclaimed" not in write
+    assert result.processes[0]["exit"] == "signal 9" and not events(result, "snapshot")
+
+
 def test_the_v1_view_shows_the_writes():
     head = HEAD.replace("machine: {ram: 256MiB}", "machine: {ram: 256MiB, cgroup: v1}")
     result = run(scenario("cgroup: {path: /a, memory.max: 16MiB}", head=head))
