@@ -56,7 +56,12 @@ SETTINGS = {"memory.max": MC.MC_MAX, "memory.high": MC.MC_HIGH, "memory.low": MC
 
 
 class CgroupError(ValueError):
-    """A cgroup operation the kernel would refuse (the message says why)."""
+    """A cgroup operation the kernel would refuse: ``errno`` names the error
+    the system call returns (``"EAGAIN"``), the message says why."""
+
+    def __init__(self, message: str, errno: str = "EINVAL"):
+        super().__init__(message)
+        self.errno = errno
 
 
 @dataclass(eq=False)
@@ -133,7 +138,7 @@ class MemoryController:
         free = [i for i in range(1, MC.MAX_MEMCGS) if i not in self.by_id]
         if not free:
             raise CgroupError(f"cannot create {path}: at most {MC.MAX_MEMCGS - 1} "
-                              f"memory cgroups")
+                              f"memory cgroups", "ENOSPC")
         memcg = MemCgroup(free[0], path, parent)
         parent.children.append(memcg)
         self.by_path[path] = memcg
@@ -151,7 +156,7 @@ class MemoryController:
         try:
             return self.by_path[path]
         except KeyError:
-            raise CgroupError(f"no cgroup {path}") from None
+            raise CgroupError(f"no cgroup {path}", "ENOENT") from None
 
     def memcgs(self) -> list[MemCgroup]:
         return self.root.subtree()
@@ -166,9 +171,9 @@ class MemoryController:
         """cgroup.procs write: the task's new charges go to ``path``; what it
         charged before stays where it was (cgroup v2 does not move charges)."""
         memcg = self.get(path)
-        if memcg.children and memcg is not self.root:     # the root is exempt
+        if memcg.children and memcg is not self.root:     # cgroup_migrate_vet_dst
             raise CgroupError(f"{path} has child cgroups: cgroup v2 puts processes only "
-                              f"in leaves")
+                              f"in leaves (and the root)", "EBUSY")
         task.cgroup = path
         if self.kernel.current is task:
             self.kernel.current = task
@@ -235,7 +240,7 @@ class MemoryController:
         memory.oom.group, memory.peak); the pages reclaimed by the write."""
         memcg = self.get(path)
         if memcg is self.root and key != "memory.reclaim":
-            raise CgroupError(f"the root cgroup has no {key}")
+            raise CgroupError(f"the root cgroup has no {key}", "ENOENT")
         if key == "memory.oom.group":
             memcg.oom_group = bool(int(value))
             return 0
@@ -248,7 +253,7 @@ class MemoryController:
             self.K.mc[memcg.id, MC.MC_SWAP_PEAK] = self.K.mc[memcg.id, MC.MC_SWAP]
             return 0
         if key not in SETTINGS:
-            raise CgroupError(f"unknown memory controller file {key!r}")
+            raise CgroupError(f"unknown memory controller file {key!r}", "ENOENT")
         self.K.mc[memcg.id, SETTINGS[key]] = pages_of(value)
         if key == "memory.max":
             return self.memory_max_write(memcg)
@@ -322,7 +327,7 @@ class MemoryController:
             if not got:
                 if retries == 0:
                     raise CgroupError(f"memory.reclaim: {reclaimed * PAGE} of "
-                                      f"{nr_to_reclaim * PAGE} bytes reclaimed (EAGAIN)")
+                                      f"{nr_to_reclaim * PAGE} bytes reclaimed (EAGAIN)", "EAGAIN")
                 retries -= 1
             reclaimed += got
         return reclaimed

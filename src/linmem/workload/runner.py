@@ -26,6 +26,8 @@ fork                    ``T_FORK`` = 50 us + 0.1 us per page table entry copied
 exec                    ``T_EXEC`` = 200 us
 swapon, swapoff         ``T_SYSCALL``; swapoff also ``T_MAJOR`` per page
                         it reads back (an ``at`` event takes no time)
+cgroup, cgroup_move     ``T_SYSCALL`` a step, whatever its writes reclaim
+                        (an ``at`` event takes no time)
 =====================  =========================================
 
 The kernel's own work happens on timers between steps: the flusher, the
@@ -33,7 +35,10 @@ journal's commits, the completions of the disk's writes.
 
 Errors of the program (not of the scenario) are events, as on a real
 machine: a swapon or swapoff that fails is a ``swapon``/``swapoff`` event
-with its ``errno`` (the area keeps its state, the process goes on); ENOMEM from mmap, brk, malloc or fork makes the process exit with
+with its ``errno`` (the area keeps its state, the process goes on), and so
+is a refused write to a cgroup file (``cgroup_write``, e.g. EAGAIN from
+memory.reclaim) or move (``cgroup_move``, EBUSY into a cgroup with
+children); ENOMEM from mmap, brk, malloc or fork makes the process exit with
 status 1 (as a program that checks malloc does); a bad access kills it with
 SIGSEGV. When reclaim cannot find a page the OOM killer kills the process
 of highest badness (an ``oom_kill`` event lists every candidate).
@@ -74,6 +79,8 @@ from pathlib import Path
 
 from linmem.errors import InputError
 from linmem.kernel.machine import Machine
+from linmem.mm.memcontrol import CgroupError
+from linmem.mm.memory import OutOfMemory
 from linmem.mm.oom_kill import KernelPanic
 from linmem.mm.vmstat import node_item
 from linmem.mm.swapfile import SwapError
@@ -85,6 +92,7 @@ from linmem.procfs.vmstat import vmstat_values
 from linmem.workload import steps as S
 
 T_SAMPLE_EPS = 1e-12
+RECLAIMING_FILES = ("memory.max", "memory.high", "memory.reclaim")   # writes that reclaim
 RATE_COUNTERS = ("pswpin", "pswpout", "pgmajfault", "pgscan_kswapd", "pgsteal_kswapd",
                  "pgscan_direct", "pgsteal_direct")
 _PSWPIN = vm_event("pswpin")
@@ -268,8 +276,41 @@ class Run:
             self.swapon(event.swapon)
         elif event.action == "swapoff":
             self.swapoff(event.swapoff)
+        elif event.action == "cgroup":
+            self.cgroup_write(event.cgroup, None)
         else:
             self.sysctl(event.sysctl.as_dict(), f"at {event.time:g}s")
+
+    def cgroup_write(self, write, task, **caller) -> None:
+        """Write the control files of ``write`` in the order written, as
+        ``task`` (None for an ``at`` event: no process is the writer, so
+        none is the OOM killer's current task). Each write is a
+        ``cgroup_write`` event: the file, the text written, the pages it
+        reclaimed (memory.max, memory.high, memory.reclaim), or ``errno``
+        and ``message`` when the kernel refused it."""
+        kernel = self.machine.kernel
+        saved, kernel.current = kernel.current, task
+        try:
+            for name, text in write.writes():
+                self._cgroup_write_file(write.path, name, text, caller)
+        finally:
+            kernel.current = saved
+
+    def _cgroup_write_file(self, path: str, name: str, text: str, caller: dict) -> None:
+        args = {"path": path, "file": name, "value": text, **caller}
+        try:
+            pages = self.machine.kernel.memcg.write(path, name, text)
+        except CgroupError as err:
+            self.event("cgroup_write", **args, errno=err.errno, message=str(err))
+            return
+        except OutOfMemory:
+            # memory.max's OOM kill chose the writer: the write is done and
+            # the writer dies on its way back to user space.
+            self.event("cgroup_write", **args)
+            raise
+        if name in RECLAIMING_FILES:
+            args["pages_reclaimed"] = pages
+        self.event("cgroup_write", **args)
 
     def swapon(self, path: str, **caller) -> None:
         """swapon(2) of the area listed under ``swap`` at ``path``: a

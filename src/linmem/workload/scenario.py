@@ -26,7 +26,9 @@ Values the model reads:
 - ``Step``: one step; ``step.kind`` is its key (``"touch"``), ``step.args``
   its value (a model such as :class:`Touch`, or a scalar for ``brk``,
   ``wait``, ``mlock``, ``munmap``, ``free``, ``sleep``, ``snapshot``,
-  ``swapon``, ``swapoff``, ``exit``).
+  ``swapon``, ``swapoff``, ``cgroup_move``, ``exit``);
+- a ``cgroup`` step or event: :class:`CgroupWrite`, whose
+  :meth:`~CgroupWrite.writes` gives ``(file, text)`` in the order written.
 - cgroup limits are ``int`` bytes or the string ``"max"``.
 
 Swap areas are declared once, in the ``swap`` section, as /etc/fstab lists
@@ -50,6 +52,30 @@ area already on fails with EBUSY, swapoff of one that is off with EINVAL,
 and swapoff without the memory to bring the area's pages back with ENOMEM
 (the area stays on); each attempt is a ``swapon``/``swapoff`` event in
 events.jsonl (with ``errno`` when it failed), and the run goes on.
+
+Memory cgroups are declared in the ``cgroups`` section; while the scenario
+runs, a ``cgroup`` step or ``at`` event writes control files of one of
+them, in the order written, and a ``cgroup_move`` step moves the process
+itself (its write of its PID to ``cgroup.procs``)::
+
+    processes:
+      - name: app
+        cgroup: /batch
+        steps:
+          - cgroup: {path: /batch, memory.high: 48MiB, memory.peak: reset}
+          - cgroup: {path: /batch, memory.reclaim: 16MiB}
+          - cgroup: {path: /batch, memory.reclaim: {size: 16MiB, swappiness: max}}
+          - cgroup_move: /other
+    at:
+      - {time: 5s, cgroup: {path: /batch, memory.max: 32MiB, memory.oom.group: true}}
+
+The files are memory.max, memory.high, memory.low, memory.min,
+memory.swap.max (values as in ``cgroups``), memory.oom.group (true or
+false), memory.reclaim (a size, or ``{size, swappiness: 0..200|max}``) and
+memory.peak (``reset``). The path is a cgroup of the ``cgroups`` section or
+a parent of one; the root takes memory.reclaim only. ``cgroup_move`` names a
+leaf (or the root). What the kernel refuses at run time (memory.reclaim
+that cannot reclaim enough: EAGAIN) is an event, as for swapon.
 """
 
 from __future__ import annotations
@@ -154,19 +180,30 @@ def _field_name(proc_name: str) -> str:
 _PROC_NAME = {_field_name(n): n for n in _sysctl.SYSCTLS}
 
 
-class SysctlMap(_Model):
-    """``vm.NAME: value`` pairs, checked by :func:`linmem.sysctl.validate_sysctl`."""
+class _Ordered(_Model):
+    """A mapping whose keys are writes the kernel sees in the order written."""
 
     _order: list[str] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="wrap")
     @classmethod
     def _keep_order(cls, data: Any, handler):
-        """Remember the order in which the scenario wrote the names."""
+        """Remember the order in which the scenario wrote the keys."""
         obj = handler(data)
         if isinstance(data, dict):
-            obj._order = [_sysctl._bare(k) for k in data if isinstance(k, str)]
+            obj._order = [cls._written_key(k) for k in data if isinstance(k, str)]
         return obj
+
+    @staticmethod
+    def _written_key(key: str) -> str:
+        """The name a key is remembered by."""
+        return key
+
+
+class SysctlMap(_Ordered):
+    """``vm.NAME: value`` pairs, checked by :func:`linmem.sysctl.validate_sysctl`."""
+
+    _written_key = staticmethod(_sysctl._bare)
 
     def as_dict(self) -> dict[str, Any]:
         """``{proc_name: value}`` in the order written (``{"swappiness": 60}``)."""
@@ -300,6 +337,88 @@ class CgroupLimits(_Model):
     def _empty_is_defaults(cls, data: Any) -> Any:
         """``/batch:`` with no value is a cgroup with default limits."""
         return {} if data is None else data
+
+
+def _swappiness(value: Any) -> int | str:
+    """memory.reclaim's swappiness: 0..200, or ``max`` (anonymous pages only)."""
+    if value == "max" or (type(value) is int and 0 <= value <= 200):
+        return value
+    raise ValueError(f"swappiness is 0..200 or max, got {value!r}")
+
+
+class Reclaim(_Model):
+    """A memory.reclaim write: how much to reclaim, optionally with the
+    swappiness to reclaim it at (the kernel's ``"BYTES swappiness=N"``)."""
+
+    size: PositiveSize
+    swappiness: Optional[Annotated[int | Literal["max"], BeforeValidator(_swappiness)]] = None
+
+    def text(self) -> str:
+        """What is written to the file: ``"16777216"``, ``"16777216 swappiness=0"``."""
+        extra = "" if self.swappiness is None else f" swappiness={self.swappiness}"
+        return f"{self.size}{extra}"
+
+
+def _reclaim(value: Any) -> Any:
+    """``memory.reclaim: 16MiB`` is short for ``memory.reclaim: {size: 16MiB}``."""
+    if isinstance(value, (dict, Reclaim)):
+        return value
+    return Reclaim.model_construct(size=_positive_size(value))
+
+
+class CgroupWrite(_Ordered):
+    """Writes to the control files of the cgroup at ``path``, in the order
+    written (a ``cgroup`` step or ``at`` event). Values are those of the
+    ``cgroups`` section; besides, ``memory.reclaim`` (a size, or ``{size,
+    swappiness}``) and ``memory.peak: reset``. A file given no value is an
+    error: each key is one write(2)."""
+
+    path: CgroupPath
+    memory_max: Limit = Field(None, alias="memory.max")
+    memory_high: Limit = Field(None, alias="memory.high")
+    memory_low: Limit = Field(None, alias="memory.low")
+    memory_min: Limit = Field(None, alias="memory.min")
+    memory_swap_max: Limit = Field(None, alias="memory.swap.max")
+    memory_oom_group: bool = Field(None, alias="memory.oom.group")
+    memory_reclaim: Annotated[Reclaim, BeforeValidator(_reclaim)] = Field(
+        None, alias="memory.reclaim")
+    memory_peak: Literal["reset"] = Field(None, alias="memory.peak")
+
+    @model_validator(mode="after")
+    def _some_file(self) -> "CgroupWrite":
+        """At least one control file besides the path."""
+        if self.model_fields_set <= {"path"}:
+            raise ValueError(f"a cgroup write names the cgroup (path) and at least one file "
+                             f"of: {', '.join(CGROUP_WRITE_FILES)}")
+        return self
+
+    def files(self) -> list[str]:
+        """The control files written, in the order written."""
+        return [key for key in self._order if key != "path"]
+
+    def writes(self) -> list[tuple[str, str]]:
+        """(file, text written) in order: ``[("memory.max", "33554432"), ...]``."""
+        return [(key, _file_text(self.value(key))) for key in self.files()]
+
+    def value(self, key: str) -> Any:
+        """The value given for a control file (``"memory.max"``)."""
+        return getattr(self, _WRITE_ATTR[key])
+
+    @model_serializer(mode="plain")
+    def _dump(self) -> dict[str, Any]:
+        """Dumps as the scenario writes it: ``{"path": "/a", "memory.max": 1024}``."""
+        return {"path": self.path, **{key: self.value(key) for key in self.files()}}
+
+
+_WRITE_ATTR = {f.alias: name for name, f in CgroupWrite.model_fields.items() if f.alias}
+CGROUP_WRITE_FILES = tuple(_WRITE_ATTR)
+
+
+def _file_text(value: Any) -> str:
+    """A scenario value as the text written to a control file."""
+    if isinstance(value, bool):
+        return str(int(value))
+    return value.text() if isinstance(value, Reclaim) else str(value)
 
 
 class Program(_Model):
@@ -439,7 +558,7 @@ class Fork(_Model):
 
 STEP_KINDS = ("mmap", "malloc", "brk", "touch", "read", "write", "fsync", "unlink", "fork",
               "wait", "madvise", "mlock", "munmap", "free", "exec", "sleep", "snapshot", "sysctl",
-              "swapon", "swapoff", "replay", "exit")
+              "swapon", "swapoff", "cgroup", "cgroup_move", "replay", "exit")
 
 
 class Step(_Model):
@@ -465,6 +584,8 @@ class Step(_Model):
     sysctl: Optional[SysctlWrites] = None
     swapon: Optional[AbsPath] = None
     swapoff: Optional[AbsPath] = None
+    cgroup: Optional[CgroupWrite] = None
+    cgroup_move: Optional[CgroupPath] = None
     replay: Optional[Replay] = None
     exit: Optional[int] = Field(None, ge=0, le=255)
 
@@ -525,18 +646,20 @@ class Process(_Model):
         return self
 
 
-AT_ACTIONS = ("snapshot", "sysctl", "swapon", "swapoff")
+AT_ACTIONS = ("snapshot", "sysctl", "swapon", "swapoff", "cgroup")
 
 
 class AtEvent(_Model):
-    """A timed event of the whole machine: a snapshot, sysctl writes, or
-    swapon/swapoff of an area listed under ``swap``."""
+    """A timed event of the whole machine: a snapshot, sysctl writes,
+    swapon/swapoff of an area listed under ``swap``, or writes to a cgroup's
+    control files."""
 
     time: Duration
     snapshot: Optional[Name] = None
     sysctl: Optional[SysctlWrites] = None
     swapon: Optional[AbsPath] = None
     swapoff: Optional[AbsPath] = None
+    cgroup: Optional[CgroupWrite] = None
 
     @model_validator(mode="after")
     def _one_action(self) -> "AtEvent":
@@ -595,8 +718,8 @@ _EXPECTED = {
 
 def _known_keys() -> set[str]:
     """Every key the format knows, for "did you mean" hints."""
-    models = [Scenario, Machine, SwapArea, CgroupLimits, Program, Mmap, Malloc, Touch,
-              Read, Write, Madvise, Exec, Replay, Fork, Step, Process, AtEvent]
+    models = [Scenario, Machine, SwapArea, CgroupLimits, CgroupWrite, Reclaim, Program, Mmap,
+              Malloc, Touch, Read, Write, Madvise, Exec, Replay, Fork, Step, Process, AtEvent]
     return {f.alias or n for m in models for n, f in m.model_fields.items()}
 
 
@@ -714,6 +837,10 @@ class _Walk:
             self.snapshot(args, here)
         if kind in ("swapon", "swapoff"):
             self.need_swap(args, here)
+        if kind == "cgroup":
+            self.cgroup_write(args, here)
+        if kind == "cgroup_move":
+            self.need_leaf(args, here)
 
     def define(self, name: str, how: str, regions: dict, loc: tuple) -> None:
         """A new region name: not a built-in, not already live."""
@@ -761,26 +888,60 @@ class _Walk:
             self.error(loc, f"no swap area {path!r}: list it under `swap` (with "
                             f"`active: false` to leave it off at boot){known}")
 
+    def cgroup_write(self, write: CgroupWrite, loc: tuple) -> None:
+        """A cgroup write names a cgroup of the ``cgroups`` section (or one
+        made as a parent of those); the root has only memory.reclaim."""
+        if write.path == "/":
+            other = [f for f in write.files() if f != "memory.reclaim"]
+            if other:
+                self.error(loc + (other[0],), f"the root cgroup has no {other[0]} "
+                                              f"(of these files only memory.reclaim)")
+        elif not _cgroup_exists(self.sc, write.path):
+            self.error(loc + ("path",), f"no cgroup {write.path!r}: list it under `cgroups`")
+
+    def need_leaf(self, path: str, loc: tuple) -> None:
+        """Processes go into existing leaf cgroups (or the root)."""
+        problem = _leaf_problem(self.sc, path)
+        if problem:
+            self.error(loc, problem)
+
     def need_file(self, path: str, loc: tuple) -> None:
         """A file read or mapped is listed under files or written by a step."""
         if path not in self.files:
             self.error(loc, f"no file {path!r}: list it under `files` or write it first")
 
 
+def _cgroups_below(sc: Scenario, path: str) -> list[str]:
+    """The cgroups listed below ``path``, sorted."""
+    return sorted(p for p in sc.cgroups if p.startswith(path.rstrip("/") + "/"))
+
+
+def _cgroup_exists(sc: Scenario, path: str) -> bool:
+    """A cgroup listed under ``cgroups``, a parent of one, or the root."""
+    return path == "/" or path in sc.cgroups or bool(_cgroups_below(sc, path))
+
+
+def _leaf_problem(sc: Scenario, path: str) -> Optional[str]:
+    """Why ``path`` cannot take processes (it does not exist, or is not a
+    leaf: cgroup v2's no-internal-process rule, the root exempt), or None."""
+    if not _cgroup_exists(sc, path):
+        return f"no cgroup {path!r}: list it under `cgroups`"
+    below = _cgroups_below(sc, path)
+    if path != "/" and below:
+        return (f"cgroup {path!r} has child cgroups ({', '.join(below)}): "
+                f"cgroup v2 puts processes only in leaves")
+    return None
+
+
 def _check_cgroups(sc: Scenario, errors: list) -> None:
     """cgroup keys are not the root; processes sit in existing leaf cgroups."""
-    paths = set(sc.cgroups)
     for path in sc.cgroups:
         if path == "/":
             errors.append((("cgroups", "/"), "the root cgroup has no memory limits to set"))
     for i, proc in enumerate(sc.processes):
-        cg, loc = proc.cgroup, ("processes", i, "cgroup")
-        below = [p for p in paths if p.startswith(cg.rstrip("/") + "/")]
-        if cg != "/" and cg not in paths and not below:
-            errors.append((loc, f"no cgroup {cg!r}: list it under `cgroups`"))
-        elif cg != "/" and below:
-            errors.append((loc, f"cgroup {cg!r} has child cgroups ({', '.join(sorted(below))}): "
-                                f"cgroup v2 puts processes only in leaves"))
+        problem = _leaf_problem(sc, proc.cgroup)
+        if problem:
+            errors.append((("processes", i, "cgroup"), problem))
 
 
 def _check_swap(sc: Scenario, errors: list) -> None:
@@ -804,6 +965,8 @@ def _reference_errors(sc: Scenario) -> list[tuple[tuple, str]]:
             walk.snapshot(event.snapshot, ("at", i, "snapshot"))
         if event.action in ("swapon", "swapoff"):
             walk.need_swap(getattr(event, event.action), ("at", i, event.action))
+        if event.action == "cgroup":
+            walk.cgroup_write(event.cgroup, ("at", i, "cgroup"))
     _check_cgroups(sc, walk.errors)
     _check_swap(sc, walk.errors)
     return walk.errors

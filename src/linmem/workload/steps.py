@@ -7,7 +7,9 @@ through the libc model, ``touch`` accesses pages of a region in a pattern
 (each page access a load or a store), ``madvise``/``mlock``/``munmap`` act on a
 whole region, ``fork`` starts a child that runs its own steps, ``wait`` reaps a
 child, ``exec`` replaces the program, ``swapon``/``swapoff`` turn a listed swap
-area on or off (as swapon(8) run by the process), ``exit`` ends the process.
+area on or off (as swapon(8) run by the process), ``cgroup`` writes control
+files of a memory cgroup and ``cgroup_move`` moves the process to another
+cgroup (as a shell's ``echo``), ``exit`` ends the process.
 
 Regions are named by ``as``, or ``heap`` (start_brk..brk), ``stack``, ``text``
 (the program's executable mapping) and ``data`` (its writable mapping).
@@ -25,6 +27,7 @@ from linmem.mm import mmap as mmaplib
 from linmem.mm import vma as V
 from linmem.mm.fadvise import (POSIX_FADV_DONTNEED, POSIX_FADV_NORMAL, POSIX_FADV_RANDOM,
                                POSIX_FADV_SEQUENTIAL, POSIX_FADV_WILLNEED, generic_fadvise)
+from linmem.mm.memcontrol import CgroupError
 from linmem.mm.memory import OutOfMemory
 from linmem.mm.vmstat import vm_event
 from linmem.workload.libc import Libc
@@ -514,6 +517,29 @@ def step_swapoff(run, proc, path, where) -> float:
     return T_SYSCALL + read * T_MAJOR
 
 
+def step_cgroup(run, proc, write, where) -> float:
+    """write(2)s to a cgroup's control files, in the order written (each is
+    an event; a refusal, such as EAGAIN from memory.reclaim, too). What the
+    writes reclaim takes no time of the process's."""
+    run.cgroup_write(write, proc.task, pid=proc.task.pid)
+    return T_SYSCALL
+
+
+def step_cgroup_move(run, proc, path, where) -> float:
+    """The process writes its PID to ``path``/cgroup.procs: its new pages are
+    charged there, what it charged before stays where it was (cgroup v2).
+    A ``cgroup_move`` event, with ``errno`` when the kernel refuses."""
+    task = proc.task
+    before = task.cgroup
+    try:
+        run.machine.kernel.memcg.move(task, path)
+    except CgroupError as err:
+        run.event("cgroup_move", pid=task.pid, to=path, errno=err.errno, message=str(err))
+        return T_SYSCALL
+    run.event("cgroup_move", pid=task.pid, to=path, **{"from": before})
+    return T_SYSCALL
+
+
 def step_exit(run, proc, code, where) -> float:
     do_exit(run, proc, code)
     return 0.0
@@ -540,5 +566,6 @@ HANDLERS = {
     "fork": step_fork, "wait": step_wait, "read": step_read, "write": step_write,
     "fsync": step_fsync, "unlink": step_unlink, "exec": step_exec, "sleep": step_sleep,
     "snapshot": step_snapshot, "sysctl": step_sysctl, "swapon": step_swapon,
-    "swapoff": step_swapoff, "exit": step_exit,
+    "swapoff": step_swapoff, "cgroup": step_cgroup, "cgroup_move": step_cgroup_move,
+    "exit": step_exit,
 }
