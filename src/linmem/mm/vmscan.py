@@ -273,7 +273,8 @@ class Reclaim:
     def shrink_lruvec(self, sc: ScanControl, memcg=None) -> None:
         """Models shrink_lruvec() on a memcg's lruvec (the root's when
         ``memcg`` is None): scan get_scan_count's shares in batches of 32
-        until done, or (kswapd) in proportion once enough is reclaimed (the
+        until done, or (kswapd, memcg reclaim, and global direct reclaim below
+        DEF_PRIORITY) in proportion once enough is reclaimed (the
         loop is compiled: linmem.engine.vmscan.shrink_lruvec_lists); then,
         with swap, age the active anon list if the inactive is low."""
         mid = memcg.id if memcg is not None else 0
@@ -281,7 +282,9 @@ class Reclaim:
         if (nr[AA] and not sc.may_deactivate & DEACTIVATE_ANON) or \
                 (nr[AF] and not sc.may_deactivate & DEACTIVATE_FILE):
             sc.skipped_deactivate = True               # shrink_list could not deactivate
-        proportional = not sc.kswapd and sc.priority == DEF_PRIORITY
+        # a global direct reclaim at DEF_PRIORITY scans its whole share: it
+        # does not stop once enough is reclaimed (proportional_reclaim)
+        proportional = not sc.kswapd and sc.target is None and sc.priority == DEF_PRIORITY
         before = sc.stats.copy()
         rows = self._rows()              # first: it may register a file (a new ref)
         E.shrink_lruvec_lists(self.S.ref, rows, mid, nr, sc.nr_to_reclaim, proportional,
