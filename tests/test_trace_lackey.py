@@ -17,10 +17,11 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from linmem.cli import main
 from linmem.errors import InputError
 from linmem.trace import OP_IFETCH, OP_READ, OP_WRITE, open_trace
 from linmem.trace import lackey
-from tracetools import assert_same, columns
+from tracetools import assert_cli_rejects, assert_same, columns
 
 RECORDED = Path(__file__).parent / "data" / "traces" / "true.lackey.zst"
 PREFIX = re.compile(r"^(I  | L | S | M )")
@@ -269,3 +270,61 @@ def test_line_numbers_count_across_blocks_and_chunks(tmp_path, monkeypatch):
     with pytest.raises(InputError) as err:
         list(open_trace(path, "lackey", 7))
     assert err.value.where == f"{path}:1502"
+
+
+@pytest.mark.parametrize("name,text,line,what", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_cli_convert_rejects_malformed_records(tmp_path, capsys, name, text, line, what):
+    path, out = write(tmp_path, text), str(tmp_path / "out.lmt")
+    assert_cli_rejects(capsys, ["trace", "convert", path, "--format", "lackey", "-o", out],
+                       f"{path}:{line}: ", what, out)
+
+
+@pytest.mark.parametrize("name,text,what", NO_RECORDS, ids=[m[0] for m in NO_RECORDS])
+def test_cli_info_rejects_files_without_records(tmp_path, capsys, name, text, what):
+    path = write(tmp_path, text)
+    assert_cli_rejects(capsys, ["trace", "info", path, "-f", "lackey"], f"{path}: ", what)
+
+
+def test_cli_rejects_damaged_zstd_missing_files_and_bad_outputs(tmp_path, capsys):
+    out = str(tmp_path / "out.lmt")
+    data = zstandard.ZstdCompressor().compress(SAMPLE.encode() * 50)
+    cut = tmp_path / "cut.lackey.zst"
+    cut.write_bytes(data[:len(data) // 2])
+    bad = tmp_path / "bad.lackey.zst"
+    bad.write_bytes(b"this is not zstd data")
+    for path, what in ((cut, "the file ends inside a zstd frame"), (bad, "not zstd data"),
+                       (tmp_path / "missing.lackey", "cannot read the trace")):
+        assert_cli_rejects(capsys, ["trace", "convert", str(path), "-f", "lackey", "-o", out],
+                           f"{path}: ", what, out)
+    assert_cli_rejects(capsys, ["trace", "info", str(tmp_path), "-f", "lackey"],
+                       f"{tmp_path}: ", "cannot read the trace: Is a directory")
+    assert_cli_rejects(capsys, ["trace", "info", str(bad), "-f", "nosuch"],
+                       f"{bad}: ", "unknown trace format 'nosuch' (formats: lackey, native")
+    good = write(tmp_path, SAMPLE)
+    assert_cli_rejects(capsys, ["trace", "convert", good, "-f", "lackey", "-o", str(tmp_path)],
+                       f"{tmp_path}: ", "cannot write the trace: Is a directory")
+    assert_cli_rejects(capsys, ["trace", "convert", good, "-f", "lackey", "-o",
+                                str(tmp_path / "no" / "out.lmt")],
+                       f"{tmp_path / 'no' / 'out.lmt'}: ", "cannot write the trace: No such file")
+
+
+def test_cli_bad_input_is_one_line_and_status_2_from_a_real_process(tmp_path):
+    path = write(tmp_path, "I  0040,4\n L 0040\n")
+    out = tmp_path / "o.lmt"
+    proc = subprocess.run([sys.executable, "-m", "linmem.cli", "trace", "convert", path,
+                           "-f", "lackey", "-o", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == f"linmem: {path}:2: the record has no size (ADDR,SIZE): ' L 0040'\n"
+    assert os.listdir(tmp_path) == ["t.lackey"]
+
+
+def test_cli_info_of_a_lackey_trace(tmp_path, capsys):
+    path = write(tmp_path, SAMPLE)
+    assert main(["trace", "info", path, "--format", "lackey", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["requests"] == 7 and (info["reads"], info["writes"], info["ifetches"]) == (3, 2, 2)
+    assert info["pids"] == {"7": 4, "8": 3}
+    assert info["distinct_addresses"] == 6          # 0x422a000 twice
+    assert info["distinct_pages"] == 5              # and 0x401ab70, 0x401ab73 share one
+    assert info["bytes"] == 3 + 8 + 4 + 4 + 8 + 15 + 1
+    assert info["time"] == {"first": 0, "last": 6, "span": 6}

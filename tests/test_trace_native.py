@@ -4,6 +4,7 @@ giving an InputError with its byte offset, from the reader and the CLI."""
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 from pathlib import Path
@@ -14,11 +15,12 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from linmem.cli import main
 from linmem.errors import InputError
 from linmem.trace import open_trace
 from linmem.trace import native
 from linmem.trace.native import write_native
-from tracetools import FIELDS, assert_same, chunk_of, columns
+from tracetools import FIELDS, assert_cli_rejects, assert_same, chunk_of, columns
 
 RECORDED = Path(__file__).parent / "data" / "traces" / "true.lackey.zst"
 
@@ -153,6 +155,42 @@ def test_zstd_files_cut_or_not_zstd(tmp_path):
     path.write_bytes(b"\x28\xb5\x2f\xfd garbage")
     with pytest.raises(InputError, match="not zstd data"):
         list(open_trace(str(path), "native"))
+
+
+def test_cli_convert_then_info(tmp_path, capsys):
+    out = str(tmp_path / "true.lmt.zst")
+    assert main(["trace", "convert", str(RECORDED), "--format", "lackey", "-o", out]) == 0
+    assert capsys.readouterr().out == f"{out}: 168726 requests\n"
+    assert main(["trace", "info", out, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["format"] == "native" and info["requests"] == 168726
+    assert (info["reads"], info["writes"], info["ifetches"]) == (29371, 11768, 127587)
+    assert info["pids"] == {"18834": 168726}
+    assert info["time"] == {"first": 0, "last": 168725, "span": 168725}
+    assert info["distinct_pages"] == 139
+    assert main(["trace", "info", out]) == 0
+    text = capsys.readouterr().out
+    assert "requests:           168726: 29371 reads, 11768 writes, 127587 instruction" in text
+    assert "pids:               1: 18834 (168726)" in text
+
+
+@pytest.mark.parametrize("name,damage,offset,what", DAMAGED, ids=[d[0] for d in DAMAGED])
+def test_cli_rejects_damaged_files(tmp_path, capsys, name, damage, offset, what):
+    path, out = damaged(tmp_path, *damage), str(tmp_path / "out.lmt")
+    assert_cli_rejects(capsys, ["trace", "convert", path, "-f", "native", "-o", out],
+                       f"{path}: byte {offset}: ", what, out)
+    assert_cli_rejects(capsys, ["trace", "info", path], f"{path}: byte {offset}: ", what)
+
+
+def test_cli_rejects_cut_and_empty_files(tmp_path, capsys):
+    data = Path(small_file(tmp_path)).read_bytes()
+    path, out = tmp_path / "cut.lmt", str(tmp_path / "out.lmt")
+    for size, offset, what in ((0, 0, "the file is empty"), (5, 5, "truncated: the header"),
+                               (40, 16, "truncated: a block of 3 requests"),
+                               (16 + N3, 16 + N3, "ends without its DONE block (after 3")):
+        path.write_bytes(data[:size])
+        assert_cli_rejects(capsys, ["trace", "convert", str(path), "-f", "native", "-o", out],
+                           f"{path}: byte {offset}: ", what, out)
 
 
 def test_fields_are_the_chunk_fields():

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "pmap": ("linmem.tools.pmap", "pmap", "Report the memory map of processes, as procps-ng pmap (--proc PATH)."),
     "fincore": ("linmem.tools.fincore", "fincore", "Count pages of files in the page cache, as util-linux fincore (--run DIR)."),
     "smem": ("linmem.tools.smem", "smem", "Report USS, PSS and RSS per process from smaps, as smem 1.5 (--proc PATH)."),
+    "trace": ("linmem.commands.trace", "trace", "Convert memory-access traces (lackey, ...) to the native format; count what they hold."),
 }
 
 
