@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -196,3 +198,15 @@ def test_cli_rejects_cut_and_empty_files(tmp_path, capsys):
 def test_fields_are_the_chunk_fields():
     assert {name for name, _ in native.COLUMNS} == set(FIELDS)
     assert native.RECORD_BYTES == 25
+
+
+def test_cli_bad_input_is_one_line_and_status_2_from_a_real_process(tmp_path):
+    path = tmp_path / "cut.lmt"
+    path.write_bytes(Path(small_file(tmp_path)).read_bytes()[:100])
+    out = tmp_path / "o.lmt"
+    proc = subprocess.run([sys.executable, "-m", "linmem.cli", "trace", "convert", str(path),
+                           "-f", "native", "-o", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == (f"linmem: {path}: byte 16: truncated: a block of 3 requests "
+                           f"needs 80 bytes after its header, the file ends after 76\n")
+    assert sorted(os.listdir(tmp_path)) == ["cut.lmt", "t.lmt"]
