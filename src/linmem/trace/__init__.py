@@ -71,7 +71,8 @@ def open_trace(path: str, fmt: str, chunk: int = DEFAULT_CHUNK) -> Iterator[Chun
 
 def open_binary(path: str):
     """The trace file as a binary stream, decompressed on the fly when its
-    name ends in ``.zst`` (zstandard); InputError when it cannot be read."""
+    name ends in ``.zst`` (zstandard, every frame); InputError when it cannot
+    be read, is not zstd data or ends inside a frame."""
     from linmem.errors import InputError
     try:
         raw = open(path, "rb")
@@ -79,13 +80,15 @@ def open_binary(path: str):
         raise InputError(path, f"cannot read the trace: {err.strerror}") from None
     if not path.endswith(".zst"):
         return raw
-    import zstandard
-    return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
+    from linmem.trace._zstd import ZstdStream
+    return ZstdStream(path, raw)
 
 
 def _load_formats() -> None:
-    """Import the modules that register the formats."""
+    """Import the modules that register the formats (not the private ones,
+    such as compiled kernels, which their readers import when they run)."""
     import importlib
     import pkgutil
     for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
