@@ -653,9 +653,15 @@ def try_hit(M, mm, va, write):
     return True
 
 
+ACCESS_READ, ACCESS_WRITE, ACCESS_WRITE_IN_ADDR = 0, 1, 2
+
+
 @njit
 def access_pages(M, V, mm, pid, vas, write, start, memcg):
-    """Replay accesses ``vas[start:]`` by task ``pid`` of mm ``mm``.
+    """Replay accesses ``vas[start:]`` by task ``pid`` of mm ``mm``: loads
+    (``write`` ACCESS_READ), stores (ACCESS_WRITE), or each as bit 0 of its
+    address says (ACCESS_WRITE_IN_ADDR: 1 for a store; addresses are of
+    pages, so the bit is free).
 
     Returns (status, next index): OK when all were done; NEED_* to be resumed
     at the index; SEGV at the offending access. Faults are counted as
@@ -664,13 +670,17 @@ def access_pages(M, V, mm, pid, vas, write, start, memcg):
     """
     for k in range(start, vas.shape[0]):
         va = vas[k]
-        if try_hit(M, mm, va, write):
+        w = write != ACCESS_READ
+        if write == ACCESS_WRITE_IN_ADDR:
+            w = (va & 1) != 0
+            va &= ~np.int64(1)
+        if try_hit(M, mm, va, w):
             continue
         vi = find_vma(V, va)
-        if vi < 0 or not _access_allowed(V[vi, V_FLAGS], write):
+        if vi < 0 or not _access_allowed(V[vi, V_FLAGS], w):
             return SEGV, k
         lru_gen_enter_fault(M, V[vi, V_FLAGS])
-        r = handle_mm_fault(M, V, vi, mm, va, write, memcg)
+        r = handle_mm_fault(M, V, vi, mm, va, w, memcg)
         lru_gen_exit_fault(M)
         if r < 0:
             return r, k

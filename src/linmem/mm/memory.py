@@ -266,9 +266,11 @@ class MemoryModel:
 
     # --------------------------------------------------------------- faults
 
-    def access(self, mm: int, pid: int, vas: np.ndarray, write: bool, vmas: np.ndarray,
+    def access(self, mm: int, pid: int, vas: np.ndarray, write: bool | int, vmas: np.ndarray,
                memcg: int = 0, cpu: int = 0) -> tuple[int, int]:
         """Replay accesses of one task; (status, index of a SEGV or len(vas)).
+        ``write``: False (loads), True (stores), or E.ACCESS_WRITE_IN_ADDR
+        (bit 0 of each address marks a store).
 
         Models the MMU and handle_mm_fault for each address in ``vas``.
         """
@@ -278,7 +280,7 @@ class MemoryModel:
         state = {"start": 0}
 
         def call(M):
-            status, k = E.access_pages(M, vmas, mm, pid, vas, write, state["start"], memcg)
+            status, k = E.access_pages(M, vmas, mm, pid, vas, int(write), state["start"], memcg)
             state["start"] = k
             return status, k
         try:
