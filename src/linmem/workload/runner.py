@@ -67,13 +67,16 @@ complete, so a run that fails leaves nothing half-written.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import heapq
 import io
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,8 +192,9 @@ def _sample(machine: Machine, previous: dict | None, kswapd_wakes: int) -> dict:
 class Run:
     """One run of a scenario: the event loop over processes and ``at`` events."""
 
-    def __init__(self, scenario):
+    def __init__(self, scenario, progress=None):
         self.scenario = scenario
+        self.progress = progress               # called as progress(clock, done, total)
         self.machine = Machine.from_scenario(scenario)
         self.result = RunResult(machine=self.machine, final={})
         self.queue: list[tuple] = []           # (time, kind, order, payload)
@@ -226,6 +230,7 @@ class Run:
             self.push(event.time, 0, event)
         for i, proc in enumerate(sc.processes):
             self.push(proc.start, 1, (i, proc))
+        total, done = _work_items(sc), 0
         try:
             while self.queue:
                 time, kind, _order, payload = heapq.heappop(self.queue)
@@ -235,7 +240,11 @@ class Run:
                 elif kind == 1:
                     self._start(*payload)
                 else:
+                    pc = payload.pc
                     self._step(payload)
+                done += 1 if kind < 2 else max(0, payload.pc - pc)
+                if self.progress is not None:
+                    self.progress(self.machine.clock, min(done, total), total)
         except KernelPanic as panic:
             self.event("panic", message=f"Kernel panic - not syncing: {panic}")
             self.result.panicked = str(panic)
@@ -451,9 +460,23 @@ class Run:
         self.push(self.machine.clock, 2, proc)
 
 
-def run_scenario(scenario) -> RunResult:
-    """Run a validated scenario and return what it produced."""
-    return Run(scenario).run()
+def _work_items(scenario) -> int:
+    """The work a run does, known before it starts: ``at`` events, process
+    starts and steps (those of forked children included). A process killed
+    early leaves some undone."""
+    def steps(items) -> int:
+        return sum(1 + (steps(s.args.steps) if s.kind == "fork" else 0) for s in items)
+    return len(scenario.at) + sum(1 + steps(p.steps) for p in scenario.processes)
+
+
+def run_scenario(scenario, progress=None) -> RunResult:
+    """Run a validated scenario and return what it produced.
+
+    ``progress``, if given, is called after each event and step as
+    ``progress(clock, done, total)``: the simulated time, the work done
+    and the work the scenario holds (``at`` events, starts and steps).
+    """
+    return Run(scenario, progress).run()
 
 
 def _timeline_csv(rows: list[dict]) -> str:
@@ -471,7 +494,11 @@ def write_outputs(result: RunResult, out: Path) -> None:
 
     Everything is written into a temporary sibling directory which then takes
     the place of ``out``. An existing ``out`` is replaced only if it is empty
-    or holds an earlier run (it has a summary.json).
+    or holds an earlier run (it has a summary.json). Interrupted (Ctrl-C:
+    KeyboardInterrupt) while writing, it removes the temporary directory and
+    leaves ``out`` as it was; SIGINT waits while the directories are renamed
+    and cleaned up, so ``out`` is always absent, the earlier run, or this
+    one complete.
     """
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir())
@@ -495,14 +522,33 @@ def write_outputs(result: RunResult, out: Path) -> None:
         (tmp / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in result.events))
         (tmp / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
         os.chmod(tmp, 0o755)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            os.rename(out, old)
-            os.rename(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, out)
+        with _sigint_deferred():
+            if out.exists():
+                old = out.with_name(f".{out.name}.old")
+                os.rename(out, old)
+                os.rename(tmp, out)
+                shutil.rmtree(old)
+            else:
+                os.rename(tmp, out)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        with _sigint_deferred():
+            if tmp.exists():
+                shutil.rmtree(tmp)
+
+
+@contextlib.contextmanager
+def _sigint_deferred():
+    """Hold SIGINT back for the duration of the block, then deliver it
+    (KeyboardInterrupt) at its end; outside the main thread, do nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught and callable(previous):
+        previous(signal.SIGINT, None)
 
