@@ -1,46 +1,116 @@
 """``linmem run [SCENARIO] [--out DIR]``: run a scenario and show the machine.
 
-SCENARIO is a YAML file (SCENARIO.md); without one, the built-in default runs.
+SCENARIO is a YAML file (docs/scenario.md) or the name of a built-in example
+(``linmem examples`` lists them); without one, the built-in default runs.
 With ``--out`` the outputs (the /proc tree, snapshots, timeline, events,
 summary) are written to DIR; either way a short summary is printed.
+
+On a terminal, a run that lasts more than a second shows a progress bar on
+stderr: the scenario's steps done (``at`` events, process starts and steps)
+and the simulated time reached. Ctrl-C stops the run cleanly with exit
+status 130: interrupted while running, nothing is written; while writing,
+the partly written temporary directory is removed. DIR is therefore either
+absent (or as an earlier run left it) or complete, never half-written.
 """
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import click
 
 from linmem.errors import InputError
 
+EXIT_INTERRUPTED = 130          # 128 + SIGINT, as shells report it
+
 
 @click.command("run")
-@click.argument("scenario", required=False, type=click.Path(dir_okay=False))
+@click.argument("scenario", required=False)
 @click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
               help="Directory to write the outputs to (proc/, snapshots/, timeline.csv, "
                    "events.jsonl, summary.json).")
 @click.option("--seed", type=int, default=None, help="Override the scenario's seed.")
 def run(scenario, out, seed):
-    """Run SCENARIO (default: the built-in scenario) and print a summary.
+    """Run SCENARIO (a file or a built-in example's name; default: the
+    built-in scenario) and print a summary.
 
     \b
     Examples:
       linmem run
-      linmem run my-scenario.yaml --out out/mine
+      linmem run swap --out out/swap
+      linmem run my-scenario.yaml --out out/mine --seed 3
     """
-    from linmem.workload.scenario import default_scenario, load_scenario
-
-    scen = load_scenario(scenario) if scenario else default_scenario()
+    scen = _load(scenario)
     if seed is not None:
         if seed < 0:
             raise InputError("--seed", f"must not be negative, got {seed}")
         scen.seed = seed
     _warn_if_compiling()
     from linmem.workload.runner import run_scenario, write_outputs
-    result = run_scenario(scen)
-    if out:
-        write_outputs(result, Path(out))
+    bar = _ProgressBar()
+    try:
+        try:
+            result = run_scenario(scen, progress=bar)
+        finally:
+            bar.close()
+        if out:
+            write_outputs(result, Path(out))
+    except KeyboardInterrupt:
+        click.echo("linmem: interrupted; no outputs written", err=True)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
     _print_summary(result, out)
+
+
+def _load(scenario: str | None):
+    """The scenario named on the command line: a file, else a built-in
+    example (a bare name, without ``/`` or ``.yaml``), or the default."""
+    from linmem.workload import examples
+    from linmem.workload.scenario import default_scenario, load_scenario
+    if scenario is None:
+        return default_scenario()
+    if os.path.isfile(scenario) or "/" in scenario or scenario.endswith((".yaml", ".yml")):
+        return load_scenario(scenario)
+    if scenario in examples.names() or not os.path.exists(scenario):
+        return examples.example(scenario).scenario()
+    return load_scenario(scenario)                  # a directory: says so
+
+
+class _ProgressBar:
+    """The run's progress callback: a rich bar on stderr, shown only when
+    stderr is a terminal and the run has lasted more than ``DELAY`` seconds
+    (short runs stay quiet), refreshed at most ten times a second."""
+
+    DELAY = 1.0
+
+    def __init__(self):
+        from rich.console import Console
+        self.console = Console(stderr=True)
+        self.enabled = self.console.is_terminal
+        self.started = self.last = time.monotonic()
+        self.bar = self.task = None
+
+    def __call__(self, clock: float, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last < 0.1 or now - self.started < self.DELAY:
+            return
+        self.last = now
+        if self.bar is None:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn)
+            self.bar = Progress(TextColumn("running"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("steps, {task.fields[clock]} simulated"),
+                                TimeElapsedColumn(), console=self.console, transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("run", total=total, clock="")
+        self.bar.update(self.task, completed=done, clock=f"{clock:.3f} s")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def _warn_if_compiling() -> None:
