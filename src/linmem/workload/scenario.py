@@ -154,10 +154,28 @@ def _name(value: str) -> str:
     return value
 
 
-Size = Annotated[int, BeforeValidator(_size)]
-PositiveSize = Annotated[int, BeforeValidator(_positive_size)]
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-Limit = Annotated[int | Literal["max"], BeforeValidator(_limit)]
+def _any_case(*words: str) -> str:
+    """A regex alternative matching ``words`` in any case (JSON Schema
+    patterns have no flags): ``ms`` -> ``[mM][sS]``."""
+    return "|".join("".join(f"[{c.lower()}{c.upper()}]" for c in w) for w in words)
+
+
+# What a size or a duration may be written as, for the JSON Schema
+# (`linmem schema`); the validators above decide.
+SizeText = Annotated[str, Field(pattern=r"^\s*\d+(\.\d+)?\s*(" + _any_case(
+    "b", "k", "kb", "kib", "m", "mb", "mib", "g", "gb", "gib", "t", "tb", "tib", "p", "pb",
+    "pib") + r")?\s*$", examples=["4096", "64KiB", "512MiB", "4GiB"])]
+DurationText = Annotated[str, Field(pattern=r"^\s*\d+(\.\d+)?\s*(" + _any_case(
+    "ns", "us", "ms", "s", "m", "min", "h") + r")?\s*$", examples=["250ms", "10s", "2m"])]
+_SIZE_INPUT = Annotated[int, Field(ge=0)] | SizeText
+_DURATION_INPUT = Annotated[float, Field(ge=0)] | DurationText
+
+Size = Annotated[int, BeforeValidator(_size, json_schema_input_type=_SIZE_INPUT)]
+PositiveSize = Annotated[int, BeforeValidator(_positive_size, json_schema_input_type=_SIZE_INPUT)]
+Duration = Annotated[float, BeforeValidator(parse_duration,
+                                            json_schema_input_type=_DURATION_INPUT)]
+Limit = Annotated[int | Literal["max"], BeforeValidator(
+    _limit, json_schema_input_type=Literal["max"] | _SIZE_INPUT)]
 AbsPath = Annotated[str, AfterValidator(_abs_path)]
 CgroupPath = Annotated[str, AfterValidator(_cgroup_path)]
 Name = Annotated[str, AfterValidator(_name)]
@@ -246,7 +264,8 @@ def _bandwidth(value: Any) -> int:
     return rate
 
 
-Bandwidth = Annotated[int, BeforeValidator(_bandwidth)]
+Bandwidth = Annotated[int, BeforeValidator(_bandwidth, json_schema_input_type=int | Annotated[
+    str, Field(pattern=r"^\s*\d+(\.\d+)?\s*[a-zA-Z]*\s*(/s)?$", examples=["2GiB/s"])])]
 
 
 class Disk(_Model):
@@ -380,7 +399,8 @@ class CgroupWrite(_Ordered):
     memory_min: Limit = Field(None, alias="memory.min")
     memory_swap_max: Limit = Field(None, alias="memory.swap.max")
     memory_oom_group: bool = Field(None, alias="memory.oom.group")
-    memory_reclaim: Annotated[Reclaim, BeforeValidator(_reclaim)] = Field(
+    memory_reclaim: Annotated[Reclaim, BeforeValidator(
+        _reclaim, json_schema_input_type=Reclaim | _SIZE_INPUT)] = Field(
         None, alias="memory.reclaim")
     memory_peak: Literal["reset"] = Field(None, alias="memory.peak")
 
