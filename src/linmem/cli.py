@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "fincore": ("linmem.tools.fincore", "fincore", "Count pages of files in the page cache, as util-linux fincore (--run DIR)."),
     "smem": ("linmem.tools.smem", "smem", "Report USS, PSS and RSS per process from smaps, as smem 1.5 (--proc PATH)."),
     "cgtop": ("linmem.tools.cgtop", "cgtop", "Show memory cgroups ordered by memory, as systemd-cgtop -m (--run DIR or --sys PATH)."),
+    "capture": ("linmem.commands.capture", "capture", "Run a program under valgrind lackey; record its accesses and mappings for replay."),
     "trace": ("linmem.commands.trace", "trace", "Convert memory-access traces (lackey, ...) to the native format; count what they hold."),
 }
 
