@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "smem": ("linmem.tools.smem", "smem", "Report USS, PSS and RSS per process from smaps, as smem 1.5 (--proc PATH)."),
     "cgtop": ("linmem.tools.cgtop", "cgtop", "Show memory cgroups ordered by memory, as systemd-cgtop -m (--run DIR or --sys PATH)."),
     "capture": ("linmem.commands.capture", "capture", "Run a program under valgrind lackey; record its accesses and mappings for replay."),
+    "replay-kernel": ("linmem.commands.replay_kernel", "replay_kernel", "Replay a trace through the whole kernel model, in its captured address space (peak RSS, faults, swap)."),
     "trace": ("linmem.commands.trace", "trace", "Convert memory-access traces (lackey, ...) to the native format; count what they hold."),
 }
 
