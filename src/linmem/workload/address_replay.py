@@ -64,6 +64,8 @@ from linmem.trace import OP_WRITE
 PAGE_SHIFT = 12
 PAGE = 1 << PAGE_SHIFT
 NEVER = np.iinfo(np.int64).max
+BLOCK_SHIFT = 21                  # 2 MiB: the blocks of a trace replayed without its maps
+USER_TOP = 1 << 47                # TASK_SIZE of x86-64 with 4-level page tables
 SEGV = -3
 
 
@@ -173,8 +175,10 @@ class AddressReplay:
 class _Space:
     """The live regions of the replaying process."""
 
-    def __init__(self, kernel, task, regions: list[Region], delta: int, warm: bool):
+    def __init__(self, kernel, task, regions: list[Region], delta: int, warm: bool,
+                 auto: bool = False):
         self.kernel, self.task, self.delta, self.warm = kernel, task, delta, warm
+        self.auto = auto
         self.live: list[Region] = []
         self.starts = self.ends = np.zeros(0, np.int64)
         events = [(r.map_at, 1, i) for i, r in enumerate(regions)]
@@ -201,6 +205,9 @@ class _Space:
                 self.live.remove(r)
                 out.unmapped += 1
         self.live.sort(key=lambda r: r.start)
+        self._index()
+
+    def _index(self) -> None:
         self.starts = np.array([r.start + self.delta for r in self.live], dtype=np.int64)
         self.ends = np.array([r.end + self.delta for r in self.live], dtype=np.int64)
 
@@ -225,6 +232,21 @@ class _Space:
             if self.warm:
                 self.kernel.read_file(self.task, r.file)
         return r.file
+
+    def map_blocks(self, vas: np.ndarray, out: AddressReplay) -> None:
+        """Map private anonymous memory over the 2 MiB blocks of ``vas`` (a
+        trace with no capture)."""
+        for block in np.unique((vas & ~np.int64(1)) >> BLOCK_SHIFT):
+            lo, hi = int(block) << BLOCK_SHIFT, (int(block) + 1) << BLOCK_SHIFT
+            if lo <= 0 or hi > USER_TOP or \
+                    self.task.mm.vmas.find_vma_intersection(lo, hi) is not None:
+                continue                  # the process's own mappings are not replaced
+            r = Region(lo, hi, V.PROT_READ | V.PROT_WRITE, False, None, 0, 0, 0, NEVER)
+            self._map(r)
+            self.live.append(r)
+            out.mapped += 1
+        self.live.sort(key=lambda r: r.start)
+        self._index()
 
     def inside(self, vas: np.ndarray) -> np.ndarray:
         """Which page addresses (bit 0: the store flag) fall in a live region."""
@@ -256,25 +278,47 @@ def relocation(task, regions: list[Region]) -> int:
     raise InputError("replay", "no room in the address space for the captured mappings")
 
 
-def replay_captured(kernel, task, chunks, mappings: list[dict], warm: bool = True,
+class CapturedReplay:
+    """A replay in progress: ``step()`` replays the next chunk of the trace.
+
+    Without ``mappings`` (a trace with no capture) the trace's pages are
+    private anonymous memory at their own addresses, mapped in 2 MiB blocks
+    as the trace first reaches them.
+    """
+
+    def __init__(self, kernel, task, chunks, mappings: list[dict] | None, warm: bool = True):
+        regions = build_regions(mappings or [])
+        self.kernel, self.task, self.chunks = kernel, task, iter(chunks)
+        self.out = AddressReplay(regions=len(regions))
+        self.out.delta = relocation(task, regions)
+        self.space = _Space(kernel, task, regions, self.out.delta, warm,
+                            auto=mappings is None)
+        self.space.advance(0, self.out)
+
+    def step(self) -> bool:
+        """Replay the next chunk; False when the trace has ended (or the
+        OOM killer chose the task: ``out.killed``)."""
+        from linmem.mm.memory import OutOfMemory
+        chunk = next(self.chunks, None)
+        if chunk is None:
+            return False
+        try:
+            _replay_chunk(self.kernel, self.task, self.space, chunk, self.out)
+        except OutOfMemory:
+            self.out.killed = True
+            return False
+        return True
+
+
+def replay_captured(kernel, task, chunks, mappings: list[dict] | None, warm: bool = True,
                     on_chunk=None) -> AddressReplay:
     """Run the requests of ``chunks`` in ``task``, in the address space the
-    captured ``mappings`` describe. OutOfMemory (the OOM killer chose the
-    task) ends it with ``killed``."""
-    from linmem.mm.memory import OutOfMemory
-    regions = build_regions(mappings)
-    out = AddressReplay(regions=len(regions))
-    out.delta = relocation(task, regions)
-    space = _Space(kernel, task, regions, out.delta, warm)
-    space.advance(0, out)
-    try:
-        for chunk in chunks:
-            _replay_chunk(kernel, task, space, chunk, out)
-            if on_chunk is not None:
-                on_chunk(out)
-    except OutOfMemory:
-        out.killed = True
-    return out
+    captured ``mappings`` describe (see :class:`CapturedReplay`)."""
+    run = CapturedReplay(kernel, task, chunks, mappings, warm)
+    while run.step():
+        if on_chunk is not None:
+            on_chunk(run.out)
+    return run.out
 
 
 def _replay_chunk(kernel, task, space: _Space, chunk, out: AddressReplay) -> None:
@@ -295,6 +339,9 @@ def _replay_chunk(kernel, task, space: _Space, chunk, out: AddressReplay) -> Non
 
 def _access(kernel, task, space: _Space, vas: np.ndarray, out: AddressReplay) -> None:
     ok = space.inside(vas)
+    if space.auto and not ok.all():
+        space.map_blocks(vas[~ok], out)
+        ok = space.inside(vas)
     out.dropped += int(len(vas) - ok.sum())
     vas = vas[ok] + np.int64(space.delta)
     while len(vas):
