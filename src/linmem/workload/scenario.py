@@ -563,10 +563,14 @@ class Exec(_Model):
 
 
 class Replay(_Model):
-    """This process's accesses from a recorded trace."""
+    """This process's accesses from a recorded trace, in the address space
+    its capture recorded (``maps``; default: TRACE.maps.json when it exists).
+    Relative paths are relative to the scenario file."""
 
     trace: NonEmpty
-    format: Literal["lackey"] = "lackey"
+    format: Literal["lackey", "native"] = "lackey"
+    maps: Optional[NonEmpty] = None
+    cold: bool = False
 
 
 class Fork(_Model):

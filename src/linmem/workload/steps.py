@@ -17,6 +17,7 @@ Regions are named by ``as``, or ``heap`` (start_brk..brk), ``stack``, ``text``
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -540,6 +541,49 @@ def step_cgroup_move(run, proc, path, where) -> float:
     return T_SYSCALL
 
 
+def step_replay(run, proc, args, where) -> float:
+    """The process makes the accesses of a recorded trace, in the address
+    space its capture recorded (linmem.workload.address_replay): one chunk
+    of the trace each time the step runs, so that other processes go on
+    between chunks. At the end a ``replay`` event counts the requests, the
+    accesses made, those ``dropped`` (outside every mapping) and those
+    ``denied`` (the protection forbade them)."""
+    op = proc.op
+    if op is None:
+        op = proc.op = {"replay": _start_replay(run, proc, args, where)}
+    replay = op["replay"]
+    kernel = run.machine.kernel
+    minor, major = kernel.mem.faults(proc.task.pid)
+    before = replay.out.requests
+    more = replay.step()
+    after = kernel.mem.faults(proc.task.pid)
+    cost = (replay.out.requests - before) * T_ACCESS + (after[0] - minor) * T_MINOR + \
+        (after[1] - major) * T_MAJOR
+    if more:
+        proc.pc -= 1                                 # the same step goes on
+        return cost
+    proc.op = None
+    run.event("replay", pid=proc.task.pid, trace=args.trace, **replay.out.as_dict())
+    if replay.out.killed:
+        raise OutOfMemory("the OOM killer chose the replaying process")
+    return cost
+
+
+def _start_replay(run, proc, args, where):
+    from linmem.trace import open_trace
+    from linmem.workload.address_replay import CapturedReplay
+    from linmem.workload.capture import load_maps
+    trace = str(run.scenario.resolve(args.trace))
+    if not os.path.exists(trace):
+        raise InputError(f"{where}.trace", f"{trace}: no such file")
+    maps = str(run.scenario.resolve(args.maps)) if args.maps else f"{trace}.maps.json"
+    if args.maps and not os.path.exists(maps):
+        raise InputError(f"{where}.maps", f"{maps}: no such file")
+    mappings = load_maps(maps)["mappings"] if os.path.exists(maps) else None
+    return CapturedReplay(run.machine.kernel, proc.task, open_trace(trace, args.format),
+                          mappings, warm=not args.cold)
+
+
 def step_exit(run, proc, code, where) -> float:
     do_exit(run, proc, code)
     return 0.0
@@ -567,5 +611,5 @@ HANDLERS = {
     "fsync": step_fsync, "unlink": step_unlink, "exec": step_exec, "sleep": step_sleep,
     "snapshot": step_snapshot, "sysctl": step_sysctl, "swapon": step_swapon,
     "swapoff": step_swapoff, "cgroup": step_cgroup, "cgroup_move": step_cgroup_move,
-    "exit": step_exit,
+    "replay": step_replay, "exit": step_exit,
 }
