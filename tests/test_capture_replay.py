@@ -4,6 +4,8 @@ and the peak RSS the model predicts for real programs, recorded and live."""
 
 from __future__ import annotations
 
+import os
+
 import json
 
 import numpy as np
@@ -206,8 +208,14 @@ def test_recorded_peak_rss_is_within_10_percent(name):
 @pytest.mark.realkernel
 @pytest.mark.parametrize("name", sorted(capturetools.PROGRAMS))
 def test_live_peak_rss_is_within_10_percent(name):
+    """Live where valgrind and GNU time are here. The python3 capture takes
+    about two minutes, so it runs only with LINMEM_SLOW_TESTS=1; the
+    recorded numbers of both programs are checked above in any case."""
     reason = capturetools.skip_reason()
     if reason:
         pytest.skip(reason)
+    if name.startswith("python3") and not os.environ.get("LINMEM_SLOW_TESTS"):
+        pytest.skip("the python3 capture takes about two minutes: set LINMEM_SLOW_TESTS=1 "
+                    "(its recorded numbers are checked in any case)")
     result = capturetools.measure(capturetools.PROGRAMS[name])
     assert _within(result) < 0.10, result
