@@ -4,9 +4,8 @@ and the peak RSS the model predicts for real programs, recorded and live."""
 
 from __future__ import annotations
 
-import os
-
 import json
+import os
 
 import numpy as np
 import pytest
