@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "pmap": ("linmem.tools.pmap", "pmap", "Report the memory map of processes, as procps-ng pmap (--proc PATH)."),
     "fincore": ("linmem.tools.fincore", "fincore", "Count pages of files in the page cache, as util-linux fincore (--run DIR)."),
     "smem": ("linmem.tools.smem", "smem", "Report USS, PSS and RSS per process from smaps, as smem 1.5 (--proc PATH)."),
+    "replay": ("linmem.commands.replay", "replay", "Replay a trace on a cache (LRU, FIFO, CLOCK, ARC, 2Q, LIRS, OPT): hits and misses."),
+    "mrc": ("linmem.commands.mrc", "mrc", "Miss-ratio curve of a trace: exact LRU in one pass (or SHARDS), other policies per size."),
 }
 
 
@@ -67,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except click.exceptions.Exit as err:
         return err.exit_code
+    except click.UsageError as err:
+        # one line, as for any bad input: the command and what is wrong
+        command = err.ctx.command_path if err.ctx else "linmem"
+        click.echo(f"{command}: {err.format_message()}", err=True)
+        return EXIT_BAD_INPUT
     except click.ClickException as err:
         err.show()
         return EXIT_BAD_INPUT if err.exit_code == 2 else err.exit_code
