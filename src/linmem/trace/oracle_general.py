@@ -22,7 +22,8 @@ skipped, as libCacheSim's readers skip them by default
 next_access_vtime is not kept: linmem's OPT computes the next accesses
 itself, from any trace.
 
-A file whose length is not a multiple of 24 bytes was cut in the middle of
+The records are unpacked by a compiled loop (:mod:`linmem.trace._oracle_decode`),
+imported when a trace is read. A file whose length is not a multiple of 24 bytes was cut in the middle of
 a record: InputError names the byte offset where the partial record starts.
 Nothing else in the format can be checked (every 24 bytes are a record), so
 :func:`write_oracle_general` is the safe way to make one.
@@ -42,7 +43,6 @@ from linmem.trace import DEFAULT_CHUNK, OP_READ, Chunk, open_binary, register
 RECORD = np.dtype([("clock_time", "<u4"), ("obj_id", "<u8"), ("obj_size", "<u4"),
                    ("next_access_vtime", "<i8")])
 assert RECORD.itemsize == 24
-INT32_MAX = (1 << 31) - 1
 
 
 @register("oracleGeneral")
@@ -50,16 +50,18 @@ def read_oracle_general(path: str, chunk: int = DEFAULT_CHUNK) -> Iterator[Chunk
     """The requests of the oracleGeneral trace at ``path``, at most ``chunk``
     at a time. Raises InputError ``"PATH: byte N"`` for a truncated last
     record, ``"PATH"`` for a file that cannot be read or holds no request."""
+    from linmem.trace._oracle_decode import decode
     if chunk < 1:
         raise ValueError(f"chunk must be positive, got {chunk}")
     buf = bytearray(chunk * RECORD.itemsize)
+    raw = np.frombuffer(buf, np.uint8)
     offset = 0
     with open_binary(path) as stream:
         while True:
             nbytes = _fill(stream, buf)
             whole = nbytes - nbytes % RECORD.itemsize
             if whole:
-                yield _chunk(np.frombuffer(buf, RECORD, whole // RECORD.itemsize))
+                yield _chunk(decode, raw[:whole])
             if nbytes != whole:
                 raise InputError(f"{path}: byte {offset + whole}",
                                  f"truncated: the last request has {nbytes - whole} of its "
@@ -82,17 +84,14 @@ def _fill(stream, buf: bytearray) -> int:
     return got
 
 
-def _chunk(rec: np.ndarray) -> Chunk:
-    """The Chunk of the records ``rec`` (copied: the buffer is reused)."""
-    if not rec["obj_size"].all():
-        rec = rec[rec["obj_size"] != 0]
-    n = len(rec)
-    return Chunk(time=rec["clock_time"].astype(np.int64),
-                 pid=np.zeros(n, np.int32),
-                 addr=rec["obj_id"].astype(np.int64),
-                 op=np.full(n, OP_READ, np.uint8),
-                 size=np.minimum(rec["obj_size"], INT32_MAX).astype(np.int32),
-                 objects=True)
+def _chunk(decode, raw: np.ndarray) -> Chunk:
+    """The Chunk of the records in the bytes ``raw`` (copied out: the buffer
+    is reused), by the compiled ``decode``."""
+    n = len(raw) // RECORD.itemsize
+    time, addr, size = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int32)
+    kept = decode(raw, time, addr, size)
+    return Chunk(time=time[:kept], pid=np.zeros(kept, np.int32), addr=addr[:kept],
+                 op=np.full(kept, OP_READ, np.uint8), size=size[:kept], objects=True)
 
 
 def next_access(obj_ids: np.ndarray) -> np.ndarray:
