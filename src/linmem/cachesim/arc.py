@@ -39,7 +39,7 @@ import numpy as np
 
 from linmem.cachesim.dlist import (dl_len, dl_push_head, dl_tail, dl_to_head, dl_unlink,
                                    new_ends, new_links)
-from linmem.cachesim.hashtable import (AHEAD, ht_find, ht_insert, ht_prefetch, new_free,
+from linmem.cachesim.hashtable import (AHEAD, ht_lookup, ht_insert, ht_prefetch, new_free,
                                        new_table, slot_forget, slot_take)
 from linmem.engine.jit import njit
 
@@ -89,7 +89,7 @@ def replay(keys, state):
     for i in range(len(keys)):
         ht_prefetch(buckets, keys, i + AHEAD)
         key = keys[i]
-        s = ht_find(buckets, skeys, key)
+        s = ht_lookup(buckets, skeys, key)
         ghost = -1
         if s >= 0:
             lst = which[s]

@@ -13,18 +13,19 @@ This is libCacheSim's ``Clock`` with its defaults (n_bit_counter = 1,
 init_freq = 0): a queue whose tail, if its frequency is at least 1, is
 decremented and moved to the head; the ring with a hand is that queue
 without the moves (libCacheSim's ``Clock.c``: Clock_find, Clock_evict).
-Cross-checked: miss counts equal libCacheSim's. State: the table (21.3
-bytes per frame) and the bit (1): 22.3 bytes per frame.
+Cross-checked: miss counts equal libCacheSim's. State: the table (22.5
+bytes per frame) and the bit (1): 23.5 bytes per frame.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from linmem.cachesim.hashtable import AHEAD, ht_find, ht_insert, ht_prefetch, ht_remove, new_table
+from linmem.cachesim.fifo import CACHED, HAND, ring_slot
+from linmem.cachesim.hashtable import (AHEAD, NEAR, ht_lookup, ht_peek, ht_place, ht_prefetch,
+                                       ht_put, ht_remove, new_table)
+from linmem.cachesim.intrinsics import prefetch
 from linmem.engine.jit import njit
-
-USED, HAND = 0, 1
 
 
 def new_state(frames: int) -> tuple:
@@ -39,22 +40,27 @@ def replay(keys, state):
     hits = 0
     for i in range(len(keys)):
         ht_prefetch(buckets, keys, i + AHEAD)
+        t = ht_peek(buckets, keys, i + NEAR)
+        if t >= 0:
+            prefetch(skeys, t)
+            prefetch(referenced, t)
         key = keys[i]
-        s = ht_find(buckets, skeys, key)
+        s = ht_lookup(buckets, skeys, key)
         if s >= 0:
             hits += 1
             referenced[s] = 1
             continue
-        if meta[USED] < frames:
-            s = meta[USED]
-            meta[USED] += 1
-        else:
-            s = meta[HAND]
-            while referenced[s]:
-                referenced[s] = 0
-                s = s + 1 if s + 1 < frames else 0
-            meta[HAND] = s + 1 if s + 1 < frames else 0
-            ht_remove(buckets, skeys, s)
-        ht_insert(buckets, skeys, key, s)
+        empty = -1 - s
+        if meta[CACHED] == frames:                      # pass the referenced pages
+            hand = meta[HAND]
+            while referenced[hand]:
+                referenced[hand] = 0
+                hand = hand + 1 if hand + 1 < frames else 0
+            meta[HAND] = hand
+        s = ring_slot(buckets, skeys, meta, frames)
+        if s < 0:
+            s = -1 - s
+            empty = ht_place(buckets, key, empty, ht_remove(buckets, skeys, s))
+        ht_put(buckets, skeys, empty, key, s)
         referenced[s] = 0
     return hits

@@ -26,14 +26,19 @@ do, so there are no tombstones and a search stops at the first empty
 bucket. Entries move but slots never do, so nothing outside the table
 changes when they move.
 
-T = S / LOAD. At LOAD 0.6 a search probes 1.75 buckets on average when the
-key is there and 3.6 when it is not, almost always in one cache line; the
-table costs 8 / 0.6 + 8 = 21.3 bytes per slot. Every int64 key can be
+T = S / LOAD. At LOAD 0.55 a search probes 1.6 buckets on average when the
+key is there and 3 when it is not, almost always in one cache line; the
+table costs 8 / 0.55 + 8 = 22.5 bytes per slot. Every int64 key can be
 tracked (EMPTY cannot be a bucket: slots are below 2**31).
 
-:func:`ht_prefetch` hints the processor to load a bucket a few requests
-ahead: the trace is known in advance, so the memory latency of the lookup
-of request i + AHEAD overlaps the work of request i.
+The trace is known in advance, so a policy hides the memory latency of
+its lookups by asking for them early: :func:`ht_prefetch` the bucket of
+the key AHEAD requests on, :func:`ht_peek` the slot that bucket names
+NEAR requests on (to prefetch the slot's own state), :func:`ht_prefetch_slot`
+the bucket of a slot's key (the next victim's, before its eviction).
+:func:`ht_lookup` leaves the empty bucket where a missing key would go, so
+a miss inserts without searching again (:func:`ht_put`), even after an
+eviction (:func:`ht_place`).
 """
 
 from __future__ import annotations
@@ -44,8 +49,9 @@ from linmem.cachesim.intrinsics import prefetch
 from linmem.engine.jit import njit
 
 EMPTY = np.int64(-1)
-LOAD = 0.6
-AHEAD = 16                                   # requests between a prefetch and its use
+LOAD = 0.55
+AHEAD = 16                                   # requests between a bucket's prefetch and use
+NEAR = 4                                     # requests between a slot's prefetch and use
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)      # 2**64 / phi, odd
 _LOW = np.int64(0xFFFFFFFF)
 
@@ -69,20 +75,28 @@ def home(h32, nbuckets):
 
 
 @njit
-def ht_find(buckets, skeys, key):
-    """The slot of ``key``, or -1 if the table does not hold it."""
+def ht_lookup(buckets, skeys, key):
+    """The slot of ``key`` (>= 0); if the table does not hold it, -1 - b for
+    the empty bucket b where it would go (until the table changes)."""
     n = len(buckets)
     h = hash32(key)
     i = home(h, n)
     while True:
         b = buckets[i]
         if b == EMPTY:
-            return -1
+            return -1 - i
         if ((b >> 32) & _LOW) == h and skeys[b & _LOW] == key:
             return b & _LOW
         i += 1
         if i == n:
             i = 0
+
+
+@njit
+def ht_put(buckets, skeys, bucket, key, slot):
+    """Add ``key`` in ``slot`` at ``bucket``, the empty one ht_lookup named."""
+    buckets[bucket] = (hash32(key) << 32) | slot
+    skeys[slot] = key
 
 
 @njit
@@ -101,7 +115,8 @@ def ht_insert(buckets, skeys, key, slot):
 
 @njit
 def ht_remove(buckets, skeys, slot):
-    """Forget the key of ``slot`` (which holds one); later entries shift back."""
+    """Forget the key of ``slot`` (which holds one); later entries shift
+    back. Returns the bucket left empty at the end of the shift."""
     n = len(buckets)
     h = hash32(skeys[slot])
     want = (h << 32) | slot
@@ -125,6 +140,18 @@ def ht_remove(buckets, skeys, slot):
             buckets[hole] = b
             hole = j
     buckets[hole] = EMPTY
+    return hole
+
+
+@njit
+def ht_place(buckets, key, empty, hole):
+    """Where ``key`` goes after one removal: its lookup stopped at bucket
+    ``empty`` before; the removal left only ``hole`` newly empty, so that is
+    the place if it now comes first on the key's path, else ``empty``."""
+    start = home(hash32(key), len(buckets))
+    if start <= empty:
+        return hole if start <= hole < empty else empty
+    return hole if hole >= start or hole < empty else empty
 
 
 def new_free(links: np.ndarray) -> np.ndarray:
@@ -158,6 +185,22 @@ def ht_prefetch(buckets, keys, i):
     """Hint the processor to load the home bucket of ``keys[i]``, if any."""
     if i < len(keys):
         prefetch(buckets, home(hash32(keys[i]), len(buckets)))
+
+
+@njit
+def ht_peek(buckets, keys, i):
+    """The slot named by the home bucket of ``keys[i]`` (most likely the
+    key's, if the table holds it), or -1: for prefetching only."""
+    if i >= len(keys):
+        return -1
+    b = buckets[home(hash32(keys[i]), len(buckets))]
+    return -1 if b == EMPTY else b & _LOW
+
+
+@njit
+def ht_prefetch_slot(buckets, skeys, slot):
+    """Hint the processor to load the home bucket of the key of ``slot``."""
+    prefetch(buckets, home(hash32(skeys[slot]), len(buckets)))
 
 
 class IdMap:

@@ -43,7 +43,7 @@ from __future__ import annotations
 import numpy as np
 
 from linmem.cachesim.dlist import dl_len, dl_push_head, dl_tail, dl_to_head, dl_unlink, new_ends, new_links
-from linmem.cachesim.hashtable import (AHEAD, ht_find, ht_insert, ht_prefetch, new_free,
+from linmem.cachesim.hashtable import (AHEAD, ht_lookup, ht_insert, ht_prefetch, new_free,
                                        new_table, slot_forget, slot_take)
 from linmem.engine.jit import njit
 
@@ -97,7 +97,7 @@ def replay(keys, state):
     for i in range(len(keys)):
         ht_prefetch(buckets, keys, i + AHEAD)
         key = keys[i]
-        x = ht_find(buckets, skeys, key)
+        x = ht_lookup(buckets, skeys, key)
         f = flags[x] if x >= 0 else 0
         if f & LIR:
             hits += 1
