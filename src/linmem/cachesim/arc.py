@@ -39,8 +39,9 @@ import numpy as np
 
 from linmem.cachesim.dlist import (dl_len, dl_push_head, dl_tail, dl_to_head, dl_unlink,
                                    new_ends, new_links)
-from linmem.cachesim.hashtable import (AHEAD, ht_lookup, ht_insert, ht_prefetch, new_free,
-                                       new_table, slot_forget, slot_take)
+from linmem.cachesim.hashtable import (AHEAD, NEAR, ht_insert, ht_lookup, ht_peek, ht_prefetch,
+                                       new_free, new_table, slot_forget, slot_take)
+from linmem.cachesim.intrinsics import prefetch
 from linmem.engine.jit import njit
 
 T1, T2, B1, B2 = 0, 1, 2, 3
@@ -88,6 +89,11 @@ def replay(keys, state):
     hits = 0
     for i in range(len(keys)):
         ht_prefetch(buckets, keys, i + AHEAD)
+        t = ht_peek(buckets, keys, i + NEAR)
+        if t >= 0:
+            prefetch(skeys, t)
+            prefetch(links, 2 * t)
+            prefetch(which, t)
         key = keys[i]
         s = ht_lookup(buckets, skeys, key)
         ghost = -1
