@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "capture": ("linmem.commands.capture", "capture", "Run a program under valgrind lackey; record its accesses and mappings for replay."),
     "replay-kernel": ("linmem.commands.replay_kernel", "replay_kernel", "Replay a trace through the whole kernel model, in its captured address space (peak RSS, faults, swap)."),
     "trace": ("linmem.commands.trace", "trace", "Convert memory-access traces (lackey, ...) to the native format; count what they hold."),
+    "replay": ("linmem.commands.replay", "replay", "Replay a trace on a cache (LRU, FIFO, CLOCK, ARC, 2Q, LIRS, OPT): hits and misses."),
+    "mrc": ("linmem.commands.mrc", "mrc", "Miss-ratio curve of a trace: exact LRU in one pass (or SHARDS), other policies per size."),
 }
 
 
@@ -73,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except click.exceptions.Exit as err:
         return err.exit_code
+    except click.UsageError as err:
+        # one line, as for any bad input: the command and what is wrong
+        command = err.ctx.command_path if err.ctx else "linmem"
+        click.echo(f"{command}: {err.format_message()}", err=True)
+        return EXIT_BAD_INPUT
     except click.ClickException as err:
         err.show()
         return EXIT_BAD_INPUT if err.exit_code == 2 else err.exit_code

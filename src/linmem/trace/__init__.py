@@ -16,6 +16,11 @@ field      dtype    meaning
 ``size``   int32    bytes of the request (1 where the format has none)
 =========  =======  ==============================================================
 
+``objects`` says which of the two ``addr`` holds: False (the default) for
+byte addresses, whose page is ``addr >> 12``; True for object ids, which a
+cache simulator takes as they are (libCacheSim's traces, a csv with an
+``obj_id`` column).
+
 Formats register themselves in :data:`FORMATS` (name -> reader function
 ``reader(path, chunk) -> Iterator[Chunk]``); :func:`open_trace` picks one by
 name, decompressing ``.zst`` input on the fly. A malformed trace raises
@@ -42,6 +47,7 @@ class Chunk:
     addr: np.ndarray
     op: np.ndarray
     size: np.ndarray
+    objects: bool = False
 
     def __len__(self) -> int:
         return len(self.addr)

@@ -1,0 +1,158 @@
+"""LIRS: Low Inter-reference Recency Set (Jiang and Zhang, SIGMETRICS 2002).
+
+A page's IRR is the number of other pages used between its last two uses.
+Pages of low IRR (LIR) keep almost all the frames (Llirs of them); the
+others (HIR) share the rest (Lhirs = 1% of the frames, at least 1), and a
+HIR page that is used again while its last use is recent enough, that is
+while it is still in the stack S, becomes LIR and pushes the least recent
+LIR page out to HIR::
+
+    S (recency stack: LIR pages, and HIR pages used since the bottom LIR)
+      top [h5r] [L2] [h7n] [L9] [h3r] [L4] bottom       bottom always LIR
+    Q (the resident HIR pages, front evicted first)
+      end [h5r] [h3r] [h1r] front                       r resident, n not
+
+    hit on LIR X           X to the top of S; prune if it was the bottom
+    hit on resident HIR X  in S: X becomes LIR, leaves Q; the bottom LIR
+                           goes to the end of Q as HIR; prune.
+                           not in S: X to the top of S and the end of Q.
+    miss on X              the front of Q is evicted (still in S: kept
+                           there, non-resident). X to the top of S; if X
+                           was in S it becomes LIR and the bottom LIR goes
+                           to Q as HIR, prune; else X is HIR, end of Q.
+    prune                  drop the HIR pages at the bottom of S until a
+                           LIR page is there (non-resident ones are forgotten)
+
+Until Llirs pages are LIR every new page becomes LIR, then new pages are
+resident HIR until the frames are full (section 3.3 of the paper).
+
+The paper leaves the number of non-resident pages in S unbounded; like
+libCacheSim's LIRS, linmem keeps S at most 2 x frames entries by
+forgetting the non-resident page that became non-resident first. (This is
+not libCacheSim's LIRS, which departs from the paper elsewhere, so miss
+counts differ; tests/test_cachesim.py checks the paper's rules on
+hand-made sequences, including its figure's example.)
+
+State: up to 2 x frames + Lhirs slots, each with the table (21.3 bytes),
+two pairs of links (16: S, and Q or the non-resident list) and flags (1):
+38.3 bytes per tracked page.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from linmem.cachesim.dlist import dl_len, dl_push_head, dl_tail, dl_to_head, dl_unlink, new_ends, new_links
+from linmem.cachesim.hashtable import (AHEAD, NEAR, ht_insert, ht_lookup, ht_peek, ht_prefetch,
+                                       new_free, new_table, slot_forget, slot_take)
+from linmem.cachesim.intrinsics import prefetch
+from linmem.engine.jit import njit
+
+MIN_FRAMES = 2
+IN_S, LIR, RESIDENT = 1, 2, 4           # flags (cleared with ^= where known set)
+S = 0                                   # the stack, on links_s / ends_s
+Q, NR = 0, 1                            # resident HIR, non-resident in S: links_q / ends_q
+FRAMES, LLIRS, NLIR = 0, 1, 2
+
+
+def new_state(frames: int) -> tuple:
+    if frames < MIN_FRAMES:
+        raise ValueError(f"LIRS needs at least {MIN_FRAMES} frames, got {frames}")
+    lhirs = max(1, frames // 100)
+    slots = 2 * frames + lhirs + 2
+    links_s = new_links(slots)
+    return (*new_table(slots), links_s, new_ends(1), new_links(slots), new_ends(2),
+            np.zeros(slots, np.uint8), new_free(links_s),
+            np.array([frames, frames - lhirs, 0], np.int64))
+
+
+@njit
+def _prune(buckets, skeys, links_s, ends_s, links_q, ends_q, flags, free):
+    """Drop the HIR pages at the bottom of S until a LIR page is there."""
+    while dl_len(ends_s, S) > 0:
+        b = dl_tail(ends_s, S)
+        if flags[b] & LIR:
+            return
+        dl_unlink(links_s, ends_s, S, b)
+        flags[b] ^= IN_S
+        if not flags[b] & RESIDENT:
+            dl_unlink(links_q, ends_q, NR, b)
+            slot_forget(buckets, skeys, links_s, free, b)
+
+
+@njit
+def _demote_bottom(links_s, ends_s, links_q, ends_q, flags):
+    """The LIR page at the bottom of S becomes HIR, at the end of Q (it is
+    then an HIR page at the bottom of S: the pruning that follows drops it)."""
+    b = dl_tail(ends_s, S)
+    flags[b] ^= LIR
+    dl_push_head(links_q, ends_q, Q, b)
+
+
+@njit
+def replay(keys, state):
+    """Replay ``keys``; the number of hits."""
+    buckets, skeys, links_s, ends_s, links_q, ends_q, flags, free, meta = state
+    frames = meta[FRAMES]
+    hits = 0
+    for i in range(len(keys)):
+        ht_prefetch(buckets, keys, i + AHEAD)
+        t = ht_peek(buckets, keys, i + NEAR)
+        if t >= 0:
+            prefetch(skeys, t)
+            prefetch(links_s, 2 * t)
+            prefetch(flags, t)
+        key = keys[i]
+        x = ht_lookup(buckets, skeys, key)
+        f = flags[x] if x >= 0 else 0
+        if f & LIR:
+            hits += 1
+            bottom = dl_tail(ends_s, S) == x
+            dl_to_head(links_s, ends_s, S, x)
+            if bottom:
+                _prune(buckets, skeys, links_s, ends_s, links_q, ends_q, flags, free)
+            continue
+        if f & RESIDENT:
+            hits += 1
+            if f & IN_S:
+                dl_to_head(links_s, ends_s, S, x)
+                dl_unlink(links_q, ends_q, Q, x)
+                flags[x] = f | LIR
+                _demote_bottom(links_s, ends_s, links_q, ends_q, flags)
+                _prune(buckets, skeys, links_s, ends_s, links_q, ends_q, flags, free)
+            else:
+                dl_push_head(links_s, ends_s, S, x)
+                flags[x] = f | IN_S
+                dl_to_head(links_q, ends_q, Q, x)
+            continue
+        # a miss: make room, then X is LIR (warming up, or back within S) or HIR
+        if meta[NLIR] + dl_len(ends_q, Q) == frames:
+            y = dl_tail(ends_q, Q)
+            dl_unlink(links_q, ends_q, Q, y)
+            if flags[y] & IN_S:
+                flags[y] ^= RESIDENT
+                dl_push_head(links_q, ends_q, NR, y)
+            else:
+                slot_forget(buckets, skeys, links_s, free, y)
+        if x >= 0:                                  # non-resident, in S
+            dl_unlink(links_q, ends_q, NR, x)
+            dl_to_head(links_s, ends_s, S, x)
+            flags[x] = IN_S | LIR | RESIDENT
+            _demote_bottom(links_s, ends_s, links_q, ends_q, flags)
+            _prune(buckets, skeys, links_s, ends_s, links_q, ends_q, flags, free)
+        else:
+            x = slot_take(links_s, free)
+            ht_insert(buckets, skeys, key, x)
+            dl_push_head(links_s, ends_s, S, x)
+            if meta[NLIR] < meta[LLIRS]:
+                flags[x] = IN_S | LIR | RESIDENT
+                meta[NLIR] += 1
+            else:
+                flags[x] = IN_S | RESIDENT
+                dl_push_head(links_q, ends_q, Q, x)
+        while dl_len(ends_s, S) > 2 * frames and dl_len(ends_q, NR) > 0:
+            y = dl_tail(ends_q, NR)
+            dl_unlink(links_q, ends_q, NR, y)
+            dl_unlink(links_s, ends_s, S, y)
+            slot_forget(buckets, skeys, links_s, free, y)
+    return hits
