@@ -3,7 +3,7 @@
 ``measure(cmd)`` runs ``cmd`` natively under ``/usr/bin/time -v`` (the median
 "Maximum resident set size" of five runs, after a first run that warms the
 page cache), captures it with ``linmem capture`` and replays the capture
-with ``linmem replay-kernel`` on a 1 GiB machine. ``python tests/capturetools.py
+with ``linmem replay --kernel`` on a 1 GiB machine. ``python tests/capturetools.py
 --record`` writes tests/data/capture/peak-rss.json from the programs of
 :data:`PROGRAMS`.
 """
@@ -71,7 +71,8 @@ def measure(cmd: list[str]) -> dict:
         linmem("capture", "-q", "-o", trace, "--", *cmd)
         with open(f"{trace}.maps.json") as f:
             maps = json.load(f)
-        replay = json.loads(linmem("replay-kernel", trace, "--ram", "1GiB", "--json").stdout)
+        replay = json.loads(linmem("replay", trace, "--format", "native", "--kernel",
+                                   "--ram", "1GiB", "--json").stdout)
     return {"command": cmd, "native_maxrss_kb": native,
             "native_median_kb": int(statistics.median(native)),
             "model_peak_rss_kb": replay["peak_rss_kb"],

@@ -1,5 +1,5 @@
 """Capture (linmem.workload.capture) and replay in the captured address space
-(linmem.workload.address_replay, the ``replay`` step, ``linmem replay-kernel``),
+(linmem.workload.address_replay, the ``replay`` step, ``linmem replay --kernel``),
 and the peak RSS the model predicts for real programs, recorded and live."""
 
 from __future__ import annotations
@@ -146,7 +146,8 @@ def test_replay_kernel_command_reports_the_peak(tmp_path, capsys):
     trace = _capture(tmp_path, [0x600 + i for i in range(30)], [OP_WRITE] * 30,
                      [_m(0x600000, 0x700000)])
     capsys.readouterr()
-    assert main(["replay-kernel", trace, "--ram", "128MiB", "--json"]) == 0
+    assert main(["replay", trace, "--format", "native", "--kernel", "--ram", "128MiB",
+                 "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["peak_rss_kb"] == 120 and out["minor_faults"] == 30 and out["dropped"] == 0
 
@@ -172,7 +173,8 @@ def test_a_malformed_maps_file_is_one_line_and_exit_2(tmp_path, capsys, text, wh
     maps.write_text(text)
     with pytest.raises(Exception):
         load_maps(str(maps))
-    assert_cli_rejects(capsys, ["replay-kernel", trace, "--maps", str(maps), "--ram", "64MiB"],
+    assert_cli_rejects(capsys, ["replay", trace, "--format", "native", "--kernel", "--maps",
+                                str(maps), "--ram", "64MiB"],
                        f"{maps}{where}", what)
 
 

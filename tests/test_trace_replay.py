@@ -45,3 +45,26 @@ def test_more_pages_than_memory_swap_or_are_killed():
     assert swapping["pswpin"] >= swapping["major_faults"] and not swapping["killed"]
     killed = replay_kernel(_chunks(pages, ops, 10000), ram=128 * MiB).as_dict()
     assert killed["killed"] and killed["oom_kill"] == 1 and killed["pswpout"] == 0
+
+
+def test_the_replay_command_runs_the_kernel_model(tmp_path, capsys):
+    import json
+
+    from linmem.cli import main
+    from linmem.trace.native import write_native
+    path = str(tmp_path / "t.lmt")
+    pages = np.tile(np.arange(2000), 3)
+    write_native(path, _chunks(pages, np.full(len(pages), OP_WRITE)))
+    assert main(["replay", path, "--format", "native", "--kernel", "--ram", "128MiB",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["requests"] == 6000 and out["minor_faults"] == 2000
+    for args, what in ((["--policy", "linux"], "--ram"),
+                       (["--policy", "lru", "--ram", "1GiB"], "the kernel's"),
+                       (["--ram", "1GiB", "--frames", "10"], "the machine's")):
+        assert main(["replay", path, "--format", "native", "--kernel", *args]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and what in err[0], err
+    assert main(["replay", path, "--format", "native", "--policy", "linux", "--frames",
+                 "10"]) == 2
+    assert "--kernel" in capsys.readouterr().err

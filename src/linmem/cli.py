@@ -29,7 +29,6 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "examples": ("linmem.commands.examples", "examples", "List the built-in example scenarios (linmem run NAME runs one)."),
     "schema": ("linmem.commands.schema", "schema", "Print the JSON Schema of the scenario format."),
     "capture": ("linmem.commands.capture", "capture", "Run a program under valgrind lackey; record its accesses and mappings for replay."),
-    "replay-kernel": ("linmem.commands.replay_kernel", "replay_kernel", "Replay a trace through the whole kernel model, in its captured address space (peak RSS, faults, swap)."),
     "trace": ("linmem.commands.trace", "trace", "Convert memory-access traces (lackey, ...) to the native format; count what they hold."),
     "replay": ("linmem.commands.replay", "replay", "Replay a trace on a cache (LRU, FIFO, CLOCK, ARC, 2Q, LIRS, OPT): hits and misses."),
     "mrc": ("linmem.commands.mrc", "mrc", "Miss-ratio curve of a trace: exact LRU in one pass (or SHARDS), other policies per size."),

@@ -23,14 +23,14 @@ import click
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
 def capture(output, quiet, cmd):
     """Run CMD under valgrind lackey; record its memory accesses as a native
-    trace and its mappings, so that `linmem replay-kernel` can rebuild its
+    trace and its mappings, so that `linmem replay --kernel` can rebuild its
     address space.
 
     \b
     Examples:
       linmem capture -o json.lmt.zst -- /usr/bin/python3 -c 'import json'
       linmem capture -- /bin/ls -R /usr/share/doc > /dev/null
-      linmem replay-kernel json.lmt.zst --ram 1GiB
+      linmem replay json.lmt.zst --format native --kernel --ram 1GiB
     """
     from linmem.workload.capture import run_capture
 

@@ -37,26 +37,52 @@ def frames_option(frames: int | None, memory: str | None) -> int:
     return frames
 
 
+KERNEL_POLICIES = {"linux": "classic", "mglru": "mglru"}
+
+
 @click.command("replay")
 @click.argument("trace", type=click.Path(dir_okay=False))
 @click.option("--format", "-f", "fmt", required=True, metavar="F", help=FORMAT_HELP)
-@click.option("--policy", "-p", required=True, type=click.Choice(list(POLICIES)),
-              help="The replacement policy.")
+@click.option("--policy", "-p", default=None,
+              type=click.Choice([*POLICIES, *KERNEL_POLICIES]),
+              help="The replacement policy; linux and mglru are the kernel's own LRUs, "
+                   "with --kernel.")
 @click.option("--frames", "-n", type=int, default=None, metavar="N",
               help="The cache size in frames (pages or objects).")
 @click.option("--memory", "-m", default=None, metavar="SIZE",
               help="The cache size in bytes of 4 KiB frames: 512MiB, 2GiB...")
+@click.option("--kernel", is_flag=True,
+              help="Run the trace through the whole kernel model (faults, reclaim, swap) "
+                   "on a machine of --ram (and --swap).")
+@click.option("--ram", default=None, metavar="SIZE", help="With --kernel: the machine's RAM.")
+@click.option("--swap", default=None, metavar="SIZE", help="With --kernel: a swapfile.")
+@click.option("--maps", default=None, metavar="FILE",
+              help="With --kernel: the mappings of a capture (default TRACE.maps.json when "
+                   "it exists): the trace runs in its own address space.")
+@click.option("--cold", is_flag=True,
+              help="With --kernel --maps: mapped files start on disk, not in the page cache.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object: requests, hits, misses, miss_ratio, seconds, "
-                   "requests_per_second.")
-def replay(trace, fmt, policy, frames, memory, as_json):
+                   "requests_per_second (with --kernel: faults, swap traffic, peak RSS...).")
+def replay(trace, fmt, policy, frames, memory, kernel, ram, swap, maps, cold, as_json):
     """Replay TRACE on a cache under a replacement policy; print the hits and misses.
+    With --kernel, replay it as a process of a simulated machine instead.
 
     \b
     Examples:
       linmem replay app.oracleGeneral --format oracleGeneral --policy lru --frames 100000
       linmem replay app.lackey.zst --format lackey --policy arc --memory 256MiB --json
+      linmem replay app.lmt.zst --format native --kernel --ram 1GiB --swap 512MiB
     """
+    if kernel:
+        _replay_kernel(trace, fmt, policy or "linux", ram, swap, maps, cold, as_json,
+                       frames, memory)
+        return
+    if policy is None:
+        raise InputError("--policy", f"give a replacement policy: {', '.join(POLICIES)}")
+    if policy in KERNEL_POLICIES:
+        raise InputError("--policy", f"{policy} is the kernel's own LRU: it runs in the "
+                         f"kernel model (--kernel --ram SIZE)")
     from linmem.cachesim import replay_trace
 
     frames = frames_option(frames, memory)
@@ -72,3 +98,44 @@ def replay(trace, fmt, policy, frames, memory, as_json):
                f"miss ratio {result.miss_ratio:.4f}")
     click.echo(f"{result.seconds:.3f} s, {result.requests_per_second / 1e6:.2f} M requests/s "
                "(reading the trace included)")
+
+
+def _size(option: str, value: str | None) -> int:
+    try:
+        return parse_size(value) if value is not None else 0
+    except ValueError as err:
+        raise InputError(option, str(err)) from None
+
+
+def _replay_kernel(trace, fmt, policy, ram, swap, maps, cold, as_json, frames, memory) -> None:
+    """``--kernel``: the trace as one process of a machine (linmem.workload.trace_replay,
+    or linmem.workload.address_replay with a capture's mappings)."""
+    import os
+
+    from linmem.trace import open_trace
+
+    if policy not in KERNEL_POLICIES:
+        raise InputError("--policy", f"with --kernel the policy is the kernel's: "
+                         f"{' or '.join(KERNEL_POLICIES)}, not {policy}")
+    if frames is not None or memory is not None:
+        raise InputError("--frames/--memory", "with --kernel the memory is the machine's: "
+                         "give --ram SIZE")
+    if ram is None:
+        raise InputError("--ram", "with --kernel give the machine's RAM, e.g. --ram 1GiB")
+    ram_bytes, swap_bytes, lru = _size("--ram", ram), _size("--swap", swap), \
+        KERNEL_POLICIES[policy]
+    if maps is None and os.path.exists(f"{trace}.maps.json"):
+        maps = f"{trace}.maps.json"
+    if maps is None:
+        from linmem.workload.trace_replay import replay_kernel
+        result = replay_kernel(open_trace(trace, fmt), ram=ram_bytes, swap=swap_bytes,
+                               lru=lru).as_dict()
+    else:
+        from linmem.workload.address_replay import run_captured
+        result = run_captured(trace, fmt, maps, ram_bytes, swap_bytes, lru, warm=not cold)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    width = max(len(k) for k in result)
+    for key, value in result.items():
+        click.echo(f"{key + ':':<{width + 1}} {value}")

@@ -51,6 +51,8 @@ when the program then loads from it.
 
 from __future__ import annotations
 
+import time
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -352,3 +354,35 @@ def _access(kernel, task, space: _Space, vas: np.ndarray, out: AddressReplay) ->
         out.accesses += where
         out.denied += 1
         vas = vas[where + 1:]
+
+
+def run_captured(trace: str, fmt: str, maps: str, ram: int, swap: int, lru: str,
+                 warm: bool = True) -> dict:
+    """Replay a captured trace in its address space on a new machine; the results."""
+    from linmem.kernel.machine import Machine
+    from linmem.mm.vmstat import vm_event
+    from linmem.procfs.pid import mm_counters
+    from linmem.trace import open_trace
+    from linmem.workload.capture import load_maps
+
+    doc = load_maps(maps)
+    machine = Machine(ram=ram, lru=lru)
+    k = machine.kernel
+    if swap:
+        k.swap.swapon("/swapfile", swap, None, "file")
+    task = k.spawn("/usr/bin/cat", ["replay"])
+    start = time.perf_counter()
+    r = replay_captured(k, task, open_trace(trace, fmt), doc["mappings"], warm=warm)
+    seconds = time.perf_counter() - start
+    ev = k.mem.K.events
+    counts = {name: int(ev[vm_event(name)]) for name in ("pswpin", "pswpout", "oom_kill")}
+    out = {"trace": trace, "maps": maps, **r.as_dict()}
+    if task.mm is not None:
+        c = mm_counters(k, task)
+        minor, major = k.mem.faults(task.pid)
+        out.update({"peak_rss_kb": c["hiwater_rss"] * 4, "rss_kb": c["rss"] * 4,
+                    "rss_anon_kb": c["anon"] * 4, "rss_file_kb": c["file"] * 4,
+                    "minor_faults": minor, "major_faults": major})
+    out.update(counts)
+    out["seconds"] = round(seconds, 3)
+    return out
