@@ -202,8 +202,8 @@ def test_a_bad_tree_is_one_line_and_status_2(broken, capsys, spoil, where, what)
     (["--run", "X", "--sys", "Y"], "give --run DIR, or --proc and --sys, not both"),
     (["--run", "X", "batch"], "expected a cgroup path such as / or /batch, got 'batch'"),
     (["--run", "X", "/nope"], "no cgroup /nope in this tree"),
-    (["--run", "X", "--depth", "-1"], "Error: Invalid value for '--depth': -1"),
-    (["--run", "X", "--order", "cpu"], "Error: Invalid value for '--order': 'cpu'"),
+    (["--run", "X", "--depth", "-1"], "linmem cgtop: Invalid value for '--depth': -1"),
+    (["--run", "X", "--order", "cpu"], "linmem cgtop: Invalid value for '--order': 'cpu'"),
 ])
 def test_bad_arguments_end_in_one_line_and_status_2(v2, capsys, args, what):
     """Our own refusals are one line; click's add its usage lines before."""

@@ -506,8 +506,10 @@ def write_outputs(result: RunResult, out: Path) -> None:
         raise InputError(str(out), "exists and is not an earlier linmem output; "
                          "choose another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = None
     try:
+        with _sigint_deferred():                    # a Ctrl-C now still finds tmp to remove
+            tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
         write_tree(result.final, tmp / "proc")
         write_tree(result.final_sys, tmp / "sys")
         for name, files in result.snapshots.items():
@@ -532,7 +534,7 @@ def write_outputs(result: RunResult, out: Path) -> None:
                 os.rename(tmp, out)
     finally:
         with _sigint_deferred():
-            if tmp.exists():
+            if tmp is not None and tmp.exists():
                 shutil.rmtree(tmp)
 
 
