@@ -506,3 +506,22 @@ def test_one_implementation_runs_as_python():
     keys = (np.random.default_rng(3).zipf(1.3, 1500) % 200).astype(np.int64)
     expected = [Cache(p, 20).replay(keys.copy()) for p in POLICIES]
     assert out.stdout.strip() == f"{expected} {misses('lru', 20, keys)}", out.stderr
+
+
+def test_the_documented_policy_example_works(tmp_path, monkeypatch):
+    """docs/trace-mode.md adds MRU in one file: that file, as written there."""
+    import importlib.util
+    from pathlib import Path
+
+    import linmem.cachesim as cachesim
+    doc = (Path(__file__).parent.parent / "docs" / "trace-mode.md").read_text()
+    code = doc.split('```python\n"""MRU')[1].split("```")[0]
+    path = tmp_path / "mru.py"
+    path.write_text('"""MRU' + code)
+    spec = importlib.util.spec_from_file_location("linmem.cachesim.mru", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "linmem.cachesim.mru", module)
+    spec.loader.exec_module(module)
+    monkeypatch.setitem(cachesim.POLICIES, "mru", "mru")
+    # 3 frames, a loop of 4: MRU keeps 1 2 and cycles the third frame
+    assert outcomes("mru", 3, "ABCD" * 3) == "mmmmhhmhhmhh"

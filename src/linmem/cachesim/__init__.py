@@ -54,7 +54,6 @@ class Result:
     requests: int
     hits: int
     seconds: float
-    nbytes: int = 0          # the policy's state at the end (not in as_dict)
 
     @property
     def misses(self) -> int:
@@ -135,4 +134,4 @@ def replay_trace(path: str, fmt: str, name: str, frames: int, chunk: int = CHUNK
         for keys in trace_keys(path, fmt, chunk):
             requests += len(keys)
             hits += cache.replay(keys)
-    return Result(requests, hits, time.perf_counter() - start, cache.nbytes)
+    return Result(requests, hits, time.perf_counter() - start)

@@ -28,6 +28,10 @@ libCacheSim:
   lists hold 2c pages, then REPLACE;
 - REPLACE evicts from T1 when T2 is empty, whatever p says.
 
+A page back from a ghost list keeps the ghost's slot and table entry (only
+its list changes); a new page goes where its lookup stopped, or into the
+hole the eviction left (:func:`ht_place`).
+
 State: up to 2c slots (cached pages and ghosts), each with the table (21.3
 bytes), links (8, which also chain the free slots) and its list (1): 30.3
 bytes per tracked page.
@@ -39,8 +43,9 @@ import numpy as np
 
 from linmem.cachesim.dlist import (dl_len, dl_push_head, dl_tail, dl_to_head, dl_unlink,
                                    new_ends, new_links)
-from linmem.cachesim.hashtable import (AHEAD, NEAR, ht_insert, ht_lookup, ht_peek, ht_prefetch,
-                                       new_free, new_table, slot_forget, slot_take)
+from linmem.cachesim.hashtable import (AHEAD, NEAR, ht_lookup, ht_peek, ht_place, ht_prefetch,
+                                       ht_prefetch_slot, ht_put, new_free, new_table, slot_forget,
+                                       slot_take)
 from linmem.cachesim.intrinsics import prefetch
 from linmem.engine.jit import njit
 
@@ -55,10 +60,11 @@ def new_state(frames: int) -> tuple:
 
 
 @njit
-def _drop(buckets, skeys, links, ends, free, lst, s):
-    """Forget slot ``s`` of list ``lst`` entirely."""
+def _drop(buckets, skeys, links, ends, free, lst):
+    """Forget the tail of list ``lst`` entirely; the bucket left empty."""
+    s = dl_tail(ends, lst)
     dl_unlink(links, ends, lst, s)
-    slot_forget(buckets, skeys, links, free, s)
+    return slot_forget(buckets, skeys, links, free, s)
 
 
 @njit
@@ -81,6 +87,40 @@ def _replace(links, ends, which, p, hit_b2):
 
 
 @njit
+def _case_iv(buckets, skeys, links, ends, which, free, p, c):
+    """Room for a page seen in no list, the cache full (the paper's case
+    IV, as libCacheSim's _ARC_evict_miss_on_all_queues); the bucket left
+    empty by forgetting a page, or -1."""
+    if dl_len(ends, T1) + dl_len(ends, B1) + 1 > c:
+        if dl_len(ends, B1) == 0:                   # T1 holds all: drop its tail
+            return _drop(buckets, skeys, links, ends, free, T1)
+        hole = _drop(buckets, skeys, links, ends, free, B1)
+    else:
+        hole = -1
+        total = dl_len(ends, T1) + dl_len(ends, T2) + dl_len(ends, B1) + dl_len(ends, B2)
+        if total >= 2 * c and dl_len(ends, B2) > 0:
+            hole = _drop(buckets, skeys, links, ends, free, B2)
+    _replace(links, ends, which, p, False)
+    return hole
+
+
+@njit
+def _prefetch_tails(buckets, skeys, links, ends):
+    """Ask early for what the next misses touch: the links of the tails of
+    the four lists and of the pages before them, the buckets of the ghosts."""
+    for lst in (T1, T2, B1, B2):
+        t = dl_tail(ends, lst)
+        if t < 0:
+            continue
+        before = links[2 * t]
+        if before >= 0:
+            prefetch(links, 2 * before)
+            prefetch(skeys, before)
+        if lst >= B1:
+            ht_prefetch_slot(buckets, skeys, t)
+
+
+@njit
 def replay(keys, state):
     """Replay ``keys``; the number of hits."""
     buckets, skeys, links, ends, which, free, pbox, cbox = state
@@ -96,7 +136,7 @@ def replay(keys, state):
             prefetch(which, t)
         key = keys[i]
         s = ht_lookup(buckets, skeys, key)
-        ghost = -1
+        full = dl_len(ends, T1) + dl_len(ends, T2) == c
         if s >= 0:
             lst = which[s]
             if lst == T1:
@@ -109,32 +149,27 @@ def replay(keys, state):
                 hits += 1
                 dl_to_head(links, ends, T2, s)
                 continue
-            b1 = dl_len(ends, B1)
-            b2 = dl_len(ends, B2)
+            # a ghost: adapt p; the page comes back to T2 in the ghost's slot
+            b1, b2 = dl_len(ends, B1), dl_len(ends, B2)
             if lst == B1:
                 p = min(p + max(b2 / b1, 1.0), float(c))
             else:
                 p = max(p - max(b1 / b2, 1.0), 0.0)
-            ghost = lst
-            _drop(buckets, skeys, links, ends, free, lst, s)
-        if dl_len(ends, T1) + dl_len(ends, T2) == c:
-            if ghost >= 0:
-                _replace(links, ends, which, p, ghost == B2)
-            elif dl_len(ends, T1) + dl_len(ends, B1) + 1 > c:
-                if dl_len(ends, B1) > 0:
-                    _drop(buckets, skeys, links, ends, free, B1, dl_tail(ends, B1))
-                    _replace(links, ends, which, p, False)
-                else:
-                    _drop(buckets, skeys, links, ends, free, T1, dl_tail(ends, T1))
-            else:
-                total = dl_len(ends, T1) + dl_len(ends, T2) + dl_len(ends, B1) + dl_len(ends, B2)
-                if total >= 2 * c and dl_len(ends, B2) > 0:
-                    _drop(buckets, skeys, links, ends, free, B2, dl_tail(ends, B2))
-                _replace(links, ends, which, p, False)
+            dl_unlink(links, ends, lst, s)
+            if full:
+                _replace(links, ends, which, p, lst == B2)
+            dl_push_head(links, ends, T2, s)
+            which[s] = T2
+            continue
+        empty = -1 - s                              # a new page, to T1
+        if full:
+            hole = _case_iv(buckets, skeys, links, ends, which, free, p, c)
+            if hole >= 0:
+                empty = ht_place(buckets, key, empty, hole)
+            _prefetch_tails(buckets, skeys, links, ends)
         s = slot_take(links, free)
-        ht_insert(buckets, skeys, key, s)
-        lst = T2 if ghost >= 0 else T1
-        dl_push_head(links, ends, lst, s)
-        which[s] = lst
+        ht_put(buckets, skeys, empty, key, s)
+        dl_push_head(links, ends, T1, s)
+        which[s] = T1
     pbox[0] = p
     return hits

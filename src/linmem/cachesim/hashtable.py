@@ -174,10 +174,12 @@ def slot_take(links, free):
 
 @njit
 def slot_forget(buckets, skeys, links, free, slot):
-    """Forget the key of ``slot`` (on no list now) and free the slot."""
-    ht_remove(buckets, skeys, slot)
+    """Forget the key of ``slot`` (on no list now) and free the slot; the
+    bucket the removal left empty (see ht_place)."""
+    hole = ht_remove(buckets, skeys, slot)
     links[2 * slot + 1] = free[0]
     free[0] = slot
+    return hole
 
 
 @njit

@@ -22,6 +22,9 @@ frames - Kin pages (it cannot: A1in never falls below Kin once the cache is
 full). Checked against the paper's rules on hand-made sequences
 (tests/test_cachesim.py).
 
+A page whose key is in A1out enters Am in that key's slot; a new page goes
+where its lookup stopped, or into the hole the reclaim left (:func:`ht_place`).
+
 State: frames + Kout slots, each with the table (21.3 bytes), links (8,
 which also chain the free slots) and its list (1): 30.3 bytes per tracked
 page.
@@ -32,8 +35,8 @@ from __future__ import annotations
 import numpy as np
 
 from linmem.cachesim.dlist import dl_len, dl_push_head, dl_tail, dl_to_head, dl_unlink, new_ends, new_links
-from linmem.cachesim.hashtable import (AHEAD, NEAR, ht_insert, ht_lookup, ht_peek, ht_prefetch,
-                                       new_free, new_table, slot_forget, slot_take)
+from linmem.cachesim.hashtable import (AHEAD, NEAR, ht_lookup, ht_peek, ht_place, ht_prefetch,
+                                       ht_put, new_free, new_table, slot_forget, slot_take)
 from linmem.cachesim.intrinsics import prefetch
 from linmem.engine.jit import njit
 
@@ -51,23 +54,27 @@ def new_state(frames: int) -> tuple:
 
 @njit
 def _reclaim(buckets, skeys, links, ends, which, free, meta):
-    """Free a frame: the tail of A1in if it is over Kin, else the tail of Am."""
-    if dl_len(ends, AIN) > meta[KIN]:
-        s = dl_tail(ends, AIN)
-        dl_unlink(links, ends, AIN, s)
-        if meta[KOUT] == 0:
-            slot_forget(buckets, skeys, links, free, s)
-            return
-        if dl_len(ends, AOUT) == meta[KOUT]:
-            g = dl_tail(ends, AOUT)
-            dl_unlink(links, ends, AOUT, g)
-            slot_forget(buckets, skeys, links, free, g)
-        dl_push_head(links, ends, AOUT, s)
-        which[s] = AOUT
-    else:
-        s = dl_tail(ends, AM)
-        dl_unlink(links, ends, AM, s)
-        slot_forget(buckets, skeys, links, free, s)
+    """Free a frame: the tail of A1in if it is over Kin (its key to A1out),
+    else the tail of Am; the bucket left empty by a forgotten key, or -1."""
+    if dl_len(ends, AIN) <= meta[KIN]:
+        return _forget_tail(buckets, skeys, links, ends, free, AM)
+    s = dl_tail(ends, AIN)
+    dl_unlink(links, ends, AIN, s)
+    if meta[KOUT] == 0:
+        return slot_forget(buckets, skeys, links, free, s)
+    hole = -1
+    if dl_len(ends, AOUT) == meta[KOUT]:
+        hole = _forget_tail(buckets, skeys, links, ends, free, AOUT)
+    dl_push_head(links, ends, AOUT, s)
+    which[s] = AOUT
+    return hole
+
+
+@njit
+def _forget_tail(buckets, skeys, links, ends, free, lst):
+    s = dl_tail(ends, lst)
+    dl_unlink(links, ends, lst, s)
+    return slot_forget(buckets, skeys, links, free, s)
 
 
 @njit
@@ -85,7 +92,7 @@ def replay(keys, state):
             prefetch(which, t)
         key = keys[i]
         s = ht_lookup(buckets, skeys, key)
-        seen = False
+        full = dl_len(ends, AIN) + dl_len(ends, AM) == frames
         if s >= 0:
             lst = which[s]
             if lst == AIN:
@@ -95,18 +102,22 @@ def replay(keys, state):
                 hits += 1
                 dl_to_head(links, ends, AM, s)
                 continue
+            # its key is in A1out: it leaves A1out, then, in its slot, enters Am
             dl_unlink(links, ends, AOUT, s)
-            slot_forget(buckets, skeys, links, free, s)
-            seen = True
-        if dl_len(ends, AIN) + dl_len(ends, AM) == frames:
-            _reclaim(buckets, skeys, links, ends, which, free, meta)
-        if seen and dl_len(ends, AM) >= frames - meta[KIN]:
-            t = dl_tail(ends, AM)
-            dl_unlink(links, ends, AM, t)
-            slot_forget(buckets, skeys, links, free, t)
+            if full:
+                _reclaim(buckets, skeys, links, ends, which, free, meta)
+            if dl_len(ends, AM) >= frames - meta[KIN]:
+                _forget_tail(buckets, skeys, links, ends, free, AM)
+            dl_push_head(links, ends, AM, s)
+            which[s] = AM
+            continue
+        empty = -1 - s                              # a new page, to A1in
+        if full:
+            hole = _reclaim(buckets, skeys, links, ends, which, free, meta)
+            if hole >= 0:
+                empty = ht_place(buckets, key, empty, hole)
         s = slot_take(links, free)
-        ht_insert(buckets, skeys, key, s)
-        lst = AM if seen else AIN
-        dl_push_head(links, ends, lst, s)
-        which[s] = lst
+        ht_put(buckets, skeys, empty, key, s)
+        dl_push_head(links, ends, AIN, s)
+        which[s] = AIN
     return hits
