@@ -285,9 +285,10 @@ def test_shards_is_close_for_large_caches(tmp_path):
     assert len(errors) >= 5 and max(errors) < 0.03, errors
 
 
-def test_multi_size_curve(traces):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_multi_size_curve(traces, jobs):
     path, keys = traces["scan"]
-    curve = multi_size(path, "oracleGeneral", "arc", points=5, jobs=1)
+    curve = multi_size(path, "oracleGeneral", "arc", points=5, jobs=jobs)
     assert list(curve.frames) == list(log_sizes(curve.distinct, 5))
     assert list(curve.misses) == [misses("arc", int(f), keys) for f in curve.frames]
 

@@ -32,8 +32,8 @@ A page back from a ghost list keeps the ghost's slot and table entry (only
 its list changes); a new page goes where its lookup stopped, or into the
 hole the eviction left (:func:`ht_place`).
 
-State: up to 2c slots (cached pages and ghosts), each with the table (21.3
-bytes), links (8, which also chain the free slots) and its list (1): 30.3
+State: up to 2c slots (cached pages and ghosts), each with the table (22.5
+bytes), links (8, which also chain the free slots) and its list (1): 31.5
 bytes per tracked page.
 """
 

@@ -33,9 +33,9 @@ not libCacheSim's LIRS, which departs from the paper elsewhere, so miss
 counts differ; tests/test_cachesim.py checks the paper's rules on
 hand-made sequences, including its figure's example.)
 
-State: up to 2 x frames + Lhirs slots, each with the table (21.3 bytes),
+State: up to 2 x frames + Lhirs slots, each with the table (22.5 bytes),
 two pairs of links (16: S, and Q or the non-resident list) and flags (1):
-38.3 bytes per tracked page.
+39.5 bytes per tracked page.
 """
 
 from __future__ import annotations

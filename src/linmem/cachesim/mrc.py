@@ -28,9 +28,9 @@ words. When the times reach the bitmap's end they are renumbered 0..U-1 in
 order (a time's new number is the ones before it), into a bitmap twice
 the live pages if they fill more than half.
 
-Memory per distinct key: its id (:class:`IdMap`, 21-32 bytes), its
+Memory per distinct key: its id (:class:`IdMap`, 22.5-34 bytes), its
 last-use time (4), the histogram of distances (8), and the bitmap (at most
-T / 8 bytes for T < 4U times): 34-45 bytes.
+T / 8 bytes for T < 4U times): 35-47 bytes.
 
 SHARDS (Waldspurger et al., FAST 2015) for huge traces: only the keys whose
 hash falls below RATE x 2**24 are kept (spatial sampling: a key is in or
@@ -54,11 +54,11 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 
 import numpy as np
 
-from linmem.cachesim import CHUNK, replay_trace, trace_keys
+from linmem.cachesim import CHUNK, compile_policy, replay_trace, trace_keys
 from linmem.cachesim.hashtable import IdMap
 from linmem.cachesim.intrinsics import popcount, prefetch
 from linmem.engine.jit import njit
@@ -318,11 +318,14 @@ def multi_size(path: str, fmt: str, policy: str, points: int = 16,
     minimum = getattr(policy_module(policy), "MIN_FRAMES", 1)
     frames = np.unique(np.maximum(frames, minimum))
     work = [(path, fmt, policy, f) for f in frames]
-    jobs = jobs or os.cpu_count() or 1
+    jobs = min(jobs or os.cpu_count() or 1, len(work))
     if jobs == 1:
         misses = [_misses_at(w) for w in work]
     else:
-        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+        # forked workers start with the kernels this process has loaded
+        compile_policy(policy)
+        context = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
+        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
             misses = list(pool.map(_misses_at, work))
     return Curve(policy, requests, distinct, frames, np.array(misses, np.int64),
                  time.perf_counter() - start)

@@ -23,7 +23,7 @@ that will never be used again, evicting another for it). Ties between
 pages never used again do not change the count.
 
 Memory: the trace's keys are read whole (8 bytes per request, reused for
-the next uses), their ids (4 bytes per request, :class:`IdMap`: up to 32
+the next uses), their ids (4 bytes per request, :class:`IdMap`: 22.5 to 34
 bytes per distinct key), the last use of each key during the backward
 pass (8 bytes per key), and the bitmap (about 1/8 byte per request).
 """

@@ -25,8 +25,8 @@ full). Checked against the paper's rules on hand-made sequences
 A page whose key is in A1out enters Am in that key's slot; a new page goes
 where its lookup stopped, or into the hole the reclaim left (:func:`ht_place`).
 
-State: frames + Kout slots, each with the table (21.3 bytes), links (8,
-which also chain the free slots) and its list (1): 30.3 bytes per tracked
+State: frames + Kout slots, each with the table (22.5 bytes), links (8,
+which also chain the free slots) and its list (1): 31.5 bytes per tracked
 page.
 """
 
