@@ -415,7 +415,7 @@ class MemoryController:
         costly (THP) charge that must fall back. A task killed meanwhile
         ends with OutOfMemory (raised by the OOM killer)."""
         memcg = self.by_id[memcg_id]
-        retries, passed_oom, raised_max_event = MAX_RECLAIM_RETRIES, False, False
+        retries, raised_max_event = MAX_RECLAIM_RETRIES, False
         costly = nr_pages > (1 << PAGE_ALLOC_COSTLY_ORDER)
         while True:
             over = self._over_limit(memcg, nr_pages)
@@ -439,7 +439,7 @@ class MemoryController:
                 from linmem.mm.memory import OutOfMemory
                 raise OutOfMemory(f"memory cgroup {over.path} out of memory, "
                                   f"nothing left to kill")
-            retries, passed_oom = MAX_RECLAIM_RETRIES, True
+            retries = MAX_RECLAIM_RETRIES          # a task was killed: retry afresh
 
     def _over_limit(self, memcg: MemCgroup, nr_pages: int) -> MemCgroup | None:
         """The first memcg from ``memcg`` up whose max the charge would pass."""

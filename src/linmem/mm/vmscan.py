@@ -44,7 +44,7 @@ With ``machine: {lru: mglru}`` shrink_node runs the multi-gen LRU instead
 (linmem.mm.lru_gen).
 
 XXX: kswapd runs as soon as it is woken, in the waker's time; the only
-shrinker is the workingset's (no slab); no memcg iteration (one lruvec);
+shrinker is the workingset's (no slab);
 PGDAT_WRITEBACK/PGDAT_DIRTY are not tracked (kswapd never writes file pages,
 as the kernel prefers).
 """
