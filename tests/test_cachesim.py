@@ -231,9 +231,9 @@ def test_lirs_follows_the_paper():
 def test_lirs_keeps_its_stack_bounded():
     cache = Cache("lirs", 10)
     cache.replay(np.arange(5000, dtype=np.int64))         # a scan: all non-resident
-    buckets, skeys, links_s, ends_s = cache.state[:4]
+    links_s, ends_s, links_q, ends_q, flags, meta = cache.state
     assert ends_s[2] <= 2 * 10                           # entries in S
-    assert (buckets != -1).sum() <= 2 * 10 + 1 + 2       # keys tracked
+    assert (flags != 0).sum() <= 2 * 10 + 1              # pages tracked: S and Q
 
 
 # --- miss-ratio curves -----------------------------------------------------------
@@ -419,8 +419,12 @@ def test_replay_json(traces, capsys):
     assert rc == 0 and err == ""
     result = json.loads(out)
     assert list(result) == ["requests", "hits", "misses", "miss_ratio", "seconds",
-                            "requests_per_second"]
+                            "requests_per_second", "distinct_pages", "state_bytes"]
     assert result["requests"] == len(keys) and result["misses"] == misses("clock", 300, keys)
+    assert result["distinct_pages"] == len(np.unique(keys))
+    # the id map (8-byte buckets, at most 2 per key) and a byte per key, 4 per frame
+    assert result["state_bytes"] <= 16 * len(np.unique(keys)) + 1.25 * len(np.unique(keys)) \
+        + 4 * 300 + 8 * 64 + 64
     assert result["miss_ratio"] == result["misses"] / len(keys)
     rc, out, _ = linmem(capsys, "replay", path, "-f", "oracleGeneral", "-p", "lru",
                         "--memory", "1200KiB")

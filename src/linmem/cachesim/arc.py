@@ -28,43 +28,37 @@ libCacheSim:
   lists hold 2c pages, then REPLACE;
 - REPLACE evicts from T1 when T2 is empty, whatever p says.
 
-A page back from a ghost list keeps the ghost's slot and table entry (only
-its list changes); a new page goes where its lookup stopped, or into the
-hole the eviction left (:func:`ht_place`).
+Every page is its id: the lists are linked through ``links`` (two int32
+per distinct page) and ``which[id]`` names the list a page is on (NONE:
+not cached and no ghost). A page back from a ghost list only changes list.
+The links and list of the page NEAR requests on are asked for early.
 
-State: up to 2c slots (cached pages and ghosts), each with the table (22.5
-bytes), links (8, which also chain the free slots) and its list (1): 31.5
-bytes per tracked page.
+State: 9 bytes per distinct page.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from linmem.cachesim.dlist import (dl_len, dl_push_head, dl_tail, dl_to_head, dl_unlink,
-                                   new_ends, new_links)
-from linmem.cachesim.hashtable import (AHEAD, NEAR, ht_lookup, ht_peek, ht_place, ht_prefetch,
-                                       ht_prefetch_slot, ht_put, new_free, new_table, slot_forget,
-                                       slot_take)
-from linmem.cachesim.intrinsics import prefetch
+from linmem.cachesim.dlist import (dl_len, dl_prefetch, dl_push_head, dl_tail, dl_to_head,
+                                   dl_unlink, new_ends)
 from linmem.engine.jit import njit
 
-T1, T2, B1, B2 = 0, 1, 2, 3
+T1, T2, B1, B2, NONE = 0, 1, 2, 3, 4
+PER_KEY = {0: (-1, 2), 2: (NONE, 1)}
 
 
 def new_state(frames: int) -> tuple:
-    slots = 2 * frames + 1
-    links = new_links(slots)
-    return (*new_table(slots), links, new_ends(4), np.zeros(slots, np.uint8), new_free(links),
+    return (np.zeros(0, np.int32), new_ends(4), np.zeros(0, np.uint8),
             np.zeros(1, np.float64), np.array([frames], np.int64))
 
 
 @njit
-def _drop(buckets, skeys, links, ends, free, lst):
-    """Forget the tail of list ``lst`` entirely; the bucket left empty."""
+def _drop(links, ends, which, lst):
+    """Forget the tail of list ``lst`` entirely."""
     s = dl_tail(ends, lst)
     dl_unlink(links, ends, lst, s)
-    return slot_forget(buckets, skeys, links, free, s)
+    which[s] = NONE
 
 
 @njit
@@ -87,69 +81,45 @@ def _replace(links, ends, which, p, hit_b2):
 
 
 @njit
-def _case_iv(buckets, skeys, links, ends, which, free, p, c):
+def _case_iv(links, ends, which, p, c):
     """Room for a page seen in no list, the cache full (the paper's case
-    IV, as libCacheSim's _ARC_evict_miss_on_all_queues); the bucket left
-    empty by forgetting a page, or -1."""
+    IV, as libCacheSim's _ARC_evict_miss_on_all_queues)."""
     if dl_len(ends, T1) + dl_len(ends, B1) + 1 > c:
         if dl_len(ends, B1) == 0:                   # T1 holds all: drop its tail
-            return _drop(buckets, skeys, links, ends, free, T1)
-        hole = _drop(buckets, skeys, links, ends, free, B1)
+            _drop(links, ends, which, T1)
+            return
+        _drop(links, ends, which, B1)
     else:
-        hole = -1
         total = dl_len(ends, T1) + dl_len(ends, T2) + dl_len(ends, B1) + dl_len(ends, B2)
         if total >= 2 * c and dl_len(ends, B2) > 0:
-            hole = _drop(buckets, skeys, links, ends, free, B2)
+            _drop(links, ends, which, B2)
     _replace(links, ends, which, p, False)
-    return hole
 
 
 @njit
-def _prefetch_tails(buckets, skeys, links, ends):
-    """Ask early for what the next misses touch: the links of the tails of
-    the four lists and of the pages before them, the buckets of the ghosts."""
-    for lst in (T1, T2, B1, B2):
-        t = dl_tail(ends, lst)
-        if t < 0:
-            continue
-        before = links[2 * t]
-        if before >= 0:
-            prefetch(links, 2 * before)
-            prefetch(skeys, before)
-        if lst >= B1:
-            ht_prefetch_slot(buckets, skeys, t)
-
-
-@njit
-def replay(keys, state):
-    """Replay ``keys``; the number of hits."""
-    buckets, skeys, links, ends, which, free, pbox, cbox = state
+def replay(ids, state):
+    """Replay ``ids``; the number of hits."""
+    links, ends, which, pbox, cbox = state
     c = cbox[0]
     p = pbox[0]
     hits = 0
-    for i in range(len(keys)):
-        ht_prefetch(buckets, keys, i + AHEAD)
-        t = ht_peek(buckets, keys, i + NEAR)
-        if t >= 0:
-            prefetch(skeys, t)
-            prefetch(links, 2 * t)
-            prefetch(which, t)
-        key = keys[i]
-        s = ht_lookup(buckets, skeys, key)
+    for i in range(len(ids)):
+        dl_prefetch(links, which, ids, i)
+        s = ids[i]
+        lst = which[s]
         full = dl_len(ends, T1) + dl_len(ends, T2) == c
-        if s >= 0:
-            lst = which[s]
-            if lst == T1:
-                hits += 1
-                dl_unlink(links, ends, T1, s)
-                dl_push_head(links, ends, T2, s)
-                which[s] = T2
-                continue
-            if lst == T2:
-                hits += 1
-                dl_to_head(links, ends, T2, s)
-                continue
-            # a ghost: adapt p; the page comes back to T2 in the ghost's slot
+        if lst == T1:
+            hits += 1
+            dl_unlink(links, ends, T1, s)
+            dl_push_head(links, ends, T2, s)
+            which[s] = T2
+            continue
+        if lst == T2:
+            hits += 1
+            dl_to_head(links, ends, T2, s)
+            continue
+        if lst != NONE:
+            # a ghost: adapt p; the page comes back to T2
             b1, b2 = dl_len(ends, B1), dl_len(ends, B2)
             if lst == B1:
                 p = min(p + max(b2 / b1, 1.0), float(c))
@@ -161,14 +131,8 @@ def replay(keys, state):
             dl_push_head(links, ends, T2, s)
             which[s] = T2
             continue
-        empty = -1 - s                              # a new page, to T1
-        if full:
-            hole = _case_iv(buckets, skeys, links, ends, which, free, p, c)
-            if hole >= 0:
-                empty = ht_place(buckets, key, empty, hole)
-            _prefetch_tails(buckets, skeys, links, ends)
-        s = slot_take(links, free)
-        ht_put(buckets, skeys, empty, key, s)
+        if full:                                    # a new page, to T1
+            _case_iv(links, ends, which, p, c)
         dl_push_head(links, ends, T1, s)
         which[s] = T1
     pbox[0] = p

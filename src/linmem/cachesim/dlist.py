@@ -1,22 +1,22 @@
-"""Doubly linked lists of slots in one numpy array, as the policies use them.
+"""Doubly linked lists of pages in one numpy array, as the policies use them.
 
-``links[2*s]`` is the slot before ``s`` (towards the head), ``links[2*s+1]``
-the slot after it (towards the tail), -1 at the ends; the two are adjacent
-so one cache line serves both. A policy may keep several lists (ARC's T1,
+A page is its id (:mod:`linmem.cachesim.idmap`). ``links[2*s]`` is the page
+before ``s`` (towards the head), ``links[2*s+1]`` the page after it
+(towards the tail), -1 at the ends; the two are adjacent so one cache line
+serves both. A policy may keep several lists (ARC's T1,
 T2, B1, B2) in the same ``links``: list ``l`` has its head in ``ends[2*l]``
 and its tail in ``ends[2*l+1]`` and its length in ``ends[2*L+l]`` for a
-policy with L lists (see :func:`new_ends`). A slot is on at most one list.
+policy with L lists (see :func:`new_ends`). A page is on at most one list.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from linmem.cachesim.intrinsics import prefetch
 from linmem.engine.jit import njit
 
-
-def new_links(slots: int) -> np.ndarray:
-    return np.full(2 * max(slots, 1), -1, np.int32)
+NEAR = 16                               # requests between a page's prefetch and its use
 
 
 def new_ends(nlists: int) -> np.ndarray:
@@ -43,7 +43,7 @@ def dl_tail(ends, lst):
 
 @njit
 def dl_unlink(links, ends, lst, s):
-    """Take slot ``s`` off list ``lst``."""
+    """Take page ``s`` off list ``lst``."""
     p = links[2 * s]
     n = links[2 * s + 1]
     if p >= 0:
@@ -59,7 +59,7 @@ def dl_unlink(links, ends, lst, s):
 
 @njit
 def dl_push_head(links, ends, lst, s):
-    """Put slot ``s`` at the head of list ``lst``."""
+    """Put page ``s`` at the head of list ``lst``."""
     h = ends[2 * lst]
     links[2 * s] = -1
     links[2 * s + 1] = h
@@ -73,7 +73,17 @@ def dl_push_head(links, ends, lst, s):
 
 @njit
 def dl_to_head(links, ends, lst, s):
-    """Move slot ``s``, on list ``lst``, to its head."""
+    """Move page ``s``, on list ``lst``, to its head."""
     if ends[2 * lst] != s:
         dl_unlink(links, ends, lst, s)
         dl_push_head(links, ends, lst, s)
+
+
+@njit
+def dl_prefetch(links, flags, ids, i):
+    """Ask early for the links and the flags (or list) of the page NEAR
+    requests after request ``i``, if there is one."""
+    if i + NEAR < len(ids):
+        x = ids[i + NEAR]
+        prefetch(links, 2 * x)
+        prefetch(flags, x)

@@ -33,19 +33,21 @@ not libCacheSim's LIRS, which departs from the paper elsewhere, so miss
 counts differ; tests/test_cachesim.py checks the paper's rules on
 hand-made sequences, including its figure's example.)
 
-State: up to 2 x frames + Lhirs slots, each with the table (22.5 bytes),
-two pairs of links (16: S, and Q or the non-resident list) and flags (1):
-39.5 bytes per tracked page.
+Every page is its id: S is linked through ``links_s``, Q and the list of
+the non-resident pages in S (oldest first out) through ``links_q`` (two
+int32 per distinct page each), and ``flags[id]`` holds IN_S, LIR and
+RESIDENT (0: a page LIRS does not track). The links and flags of the page
+NEAR requests on are asked for early.
+
+State: 17 bytes per distinct page.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from linmem.cachesim.dlist import dl_len, dl_push_head, dl_tail, dl_to_head, dl_unlink, new_ends, new_links
-from linmem.cachesim.hashtable import (AHEAD, NEAR, ht_insert, ht_lookup, ht_peek, ht_prefetch,
-                                       new_free, new_table, slot_forget, slot_take)
-from linmem.cachesim.intrinsics import prefetch
+from linmem.cachesim.dlist import (dl_len, dl_prefetch, dl_push_head, dl_tail, dl_to_head,
+                                   dl_unlink, new_ends)
 from linmem.engine.jit import njit
 
 MIN_FRAMES = 2
@@ -53,21 +55,19 @@ IN_S, LIR, RESIDENT = 1, 2, 4           # flags (cleared with ^= where known set
 S = 0                                   # the stack, on links_s / ends_s
 Q, NR = 0, 1                            # resident HIR, non-resident in S: links_q / ends_q
 FRAMES, LLIRS, NLIR = 0, 1, 2
+PER_KEY = {0: (-1, 2), 2: (-1, 2), 4: (0, 1)}
 
 
 def new_state(frames: int) -> tuple:
     if frames < MIN_FRAMES:
         raise ValueError(f"LIRS needs at least {MIN_FRAMES} frames, got {frames}")
     lhirs = max(1, frames // 100)
-    slots = 2 * frames + lhirs + 2
-    links_s = new_links(slots)
-    return (*new_table(slots), links_s, new_ends(1), new_links(slots), new_ends(2),
-            np.zeros(slots, np.uint8), new_free(links_s),
-            np.array([frames, frames - lhirs, 0], np.int64))
+    return (np.zeros(0, np.int32), new_ends(1), np.zeros(0, np.int32), new_ends(2),
+            np.zeros(0, np.uint8), np.array([frames, frames - lhirs, 0], np.int64))
 
 
 @njit
-def _prune(buckets, skeys, links_s, ends_s, links_q, ends_q, flags, free):
+def _prune(links_s, ends_s, links_q, ends_q, flags):
     """Drop the HIR pages at the bottom of S until a LIR page is there."""
     while dl_len(ends_s, S) > 0:
         b = dl_tail(ends_s, S)
@@ -77,7 +77,7 @@ def _prune(buckets, skeys, links_s, ends_s, links_q, ends_q, flags, free):
         flags[b] ^= IN_S
         if not flags[b] & RESIDENT:
             dl_unlink(links_q, ends_q, NR, b)
-            slot_forget(buckets, skeys, links_s, free, b)
+            flags[b] = 0
 
 
 @njit
@@ -90,27 +90,21 @@ def _demote_bottom(links_s, ends_s, links_q, ends_q, flags):
 
 
 @njit
-def replay(keys, state):
-    """Replay ``keys``; the number of hits."""
-    buckets, skeys, links_s, ends_s, links_q, ends_q, flags, free, meta = state
+def replay(ids, state):
+    """Replay ``ids``; the number of hits."""
+    links_s, ends_s, links_q, ends_q, flags, meta = state
     frames = meta[FRAMES]
     hits = 0
-    for i in range(len(keys)):
-        ht_prefetch(buckets, keys, i + AHEAD)
-        t = ht_peek(buckets, keys, i + NEAR)
-        if t >= 0:
-            prefetch(skeys, t)
-            prefetch(links_s, 2 * t)
-            prefetch(flags, t)
-        key = keys[i]
-        x = ht_lookup(buckets, skeys, key)
-        f = flags[x] if x >= 0 else 0
+    for i in range(len(ids)):
+        dl_prefetch(links_s, flags, ids, i)
+        x = ids[i]
+        f = flags[x]
         if f & LIR:
             hits += 1
             bottom = dl_tail(ends_s, S) == x
             dl_to_head(links_s, ends_s, S, x)
             if bottom:
-                _prune(buckets, skeys, links_s, ends_s, links_q, ends_q, flags, free)
+                _prune(links_s, ends_s, links_q, ends_q, flags)
             continue
         if f & RESIDENT:
             hits += 1
@@ -119,7 +113,7 @@ def replay(keys, state):
                 dl_unlink(links_q, ends_q, Q, x)
                 flags[x] = f | LIR
                 _demote_bottom(links_s, ends_s, links_q, ends_q, flags)
-                _prune(buckets, skeys, links_s, ends_s, links_q, ends_q, flags, free)
+                _prune(links_s, ends_s, links_q, ends_q, flags)
             else:
                 dl_push_head(links_s, ends_s, S, x)
                 flags[x] = f | IN_S
@@ -133,16 +127,14 @@ def replay(keys, state):
                 flags[y] ^= RESIDENT
                 dl_push_head(links_q, ends_q, NR, y)
             else:
-                slot_forget(buckets, skeys, links_s, free, y)
-        if x >= 0:                                  # non-resident, in S
+                flags[y] = 0
+        if flags[x]:                                # non-resident, in S
             dl_unlink(links_q, ends_q, NR, x)
             dl_to_head(links_s, ends_s, S, x)
             flags[x] = IN_S | LIR | RESIDENT
             _demote_bottom(links_s, ends_s, links_q, ends_q, flags)
-            _prune(buckets, skeys, links_s, ends_s, links_q, ends_q, flags, free)
+            _prune(links_s, ends_s, links_q, ends_q, flags)
         else:
-            x = slot_take(links_s, free)
-            ht_insert(buckets, skeys, key, x)
             dl_push_head(links_s, ends_s, S, x)
             if meta[NLIR] < meta[LLIRS]:
                 flags[x] = IN_S | LIR | RESIDENT
@@ -154,5 +146,5 @@ def replay(keys, state):
             y = dl_tail(ends_q, NR)
             dl_unlink(links_q, ends_q, NR, y)
             dl_unlink(links_s, ends_s, S, y)
-            slot_forget(buckets, skeys, links_s, free, y)
+            flags[y] = 0
     return hits

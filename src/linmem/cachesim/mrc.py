@@ -28,7 +28,7 @@ words. When the times reach the bitmap's end they are renumbered 0..U-1 in
 order (a time's new number is the ones before it), into a bitmap twice
 the live pages if they fill more than half.
 
-Memory per distinct key: its id (:class:`IdMap`, 22.5-34 bytes), its
+Memory per distinct key: its id (:class:`IdMap`, 16-24 bytes), its
 last-use time (4), the histogram of distances (8), and the bitmap (at most
 T / 8 bytes for T < 4U times): 35-47 bytes.
 
@@ -59,7 +59,7 @@ from multiprocessing import get_all_start_methods, get_context
 import numpy as np
 
 from linmem.cachesim import CHUNK, compile_policy, replay_trace, trace_keys
-from linmem.cachesim.hashtable import IdMap
+from linmem.cachesim.idmap import IdMap
 from linmem.cachesim.intrinsics import popcount, prefetch
 from linmem.engine.jit import njit
 

@@ -23,7 +23,7 @@ that will never be used again, evicting another for it). Ties between
 pages never used again do not change the count.
 
 Memory: the trace's keys are read whole (8 bytes per request, reused for
-the next uses), their ids (4 bytes per request, :class:`IdMap`: 22.5 to 34
+the next uses), their ids (4 bytes per request, :class:`IdMap`: 16 to 24
 bytes per distinct key), the last use of each key during the backward
 pass (8 bytes per key), and the bitmap (about 1/8 byte per request).
 """
@@ -32,15 +32,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from linmem.cachesim.hashtable import IdMap
+from linmem.cachesim.idmap import IdMap
 from linmem.engine.jit import njit
 
 WHOLE_TRACE = True
 NEVER = -1
 
 
+FRAMES, DISTINCT, BYTES = 0, 1, 2
+
+
 def new_state(frames: int) -> tuple:
-    return (np.array([frames], np.int64),)
+    return (np.array([frames, 0, 0], np.int64),)
+
+
+def usage(state: tuple) -> tuple[int, int]:
+    """(distinct keys, bytes used beyond the trace's keys) of the last replay."""
+    return int(state[0][DISTINCT]), int(state[0][BYTES])
 
 
 def replay(keys: np.ndarray, state: tuple) -> int:
@@ -51,9 +59,14 @@ def replay(keys: np.ndarray, state: tuple) -> int:
     ids = np.concatenate([idmap.ids(keys[i:i + (1 << 20)])
                           for i in range(0, len(keys), 1 << 20)])
     nxt = keys
-    _next_uses(ids, np.full(len(idmap), NEVER, np.int64), nxt)
-    del ids, idmap
-    return _belady(nxt, int(state[0][0]), _levels(len(nxt)))
+    last = np.full(len(idmap), NEVER, np.int64)
+    _next_uses(ids, last, nxt)
+    levels = _levels(len(nxt))
+    meta = state[0]
+    meta[DISTINCT] = len(idmap)
+    meta[BYTES] = idmap.nbytes + ids.nbytes + last.nbytes + 8 * int(levels[-1])
+    del ids, idmap, last
+    return _belady(nxt, int(meta[FRAMES]), levels)
 
 
 @njit

@@ -22,102 +22,88 @@ frames - Kin pages (it cannot: A1in never falls below Kin once the cache is
 full). Checked against the paper's rules on hand-made sequences
 (tests/test_cachesim.py).
 
-A page whose key is in A1out enters Am in that key's slot; a new page goes
-where its lookup stopped, or into the hole the reclaim left (:func:`ht_place`).
+Every page is its id: the lists are linked through ``links`` (two int32
+per distinct page) and ``which[id]`` names the list a page is on (NONE:
+neither cached nor in A1out). The links and list of the page NEAR requests
+on are asked for early.
 
-State: frames + Kout slots, each with the table (22.5 bytes), links (8,
-which also chain the free slots) and its list (1): 31.5 bytes per tracked
-page.
+State: 9 bytes per distinct page.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from linmem.cachesim.dlist import dl_len, dl_push_head, dl_tail, dl_to_head, dl_unlink, new_ends, new_links
-from linmem.cachesim.hashtable import (AHEAD, NEAR, ht_lookup, ht_peek, ht_place, ht_prefetch,
-                                       ht_put, new_free, new_table, slot_forget, slot_take)
-from linmem.cachesim.intrinsics import prefetch
+from linmem.cachesim.dlist import (dl_len, dl_prefetch, dl_push_head, dl_tail, dl_to_head,
+                                   dl_unlink, new_ends)
 from linmem.engine.jit import njit
 
-AIN, AM, AOUT = 0, 1, 2
+AIN, AM, AOUT, NONE = 0, 1, 2, 3
 FRAMES, KIN, KOUT = 0, 1, 2
+PER_KEY = {0: (-1, 2), 2: (NONE, 1)}
 
 
 def new_state(frames: int) -> tuple:
     kin, kout = max(1, frames // 4), frames // 2
-    slots = frames + kout + 1
-    links = new_links(slots)
-    return (*new_table(slots), links, new_ends(3), np.zeros(slots, np.uint8), new_free(links),
+    return (np.zeros(0, np.int32), new_ends(3), np.zeros(0, np.uint8),
             np.array([frames, kin, kout], np.int64))
 
 
 @njit
-def _reclaim(buckets, skeys, links, ends, which, free, meta):
+def _reclaim(links, ends, which, meta):
     """Free a frame: the tail of A1in if it is over Kin (its key to A1out),
-    else the tail of Am; the bucket left empty by a forgotten key, or -1."""
+    else the tail of Am."""
     if dl_len(ends, AIN) <= meta[KIN]:
-        return _forget_tail(buckets, skeys, links, ends, free, AM)
+        _forget_tail(links, ends, which, AM)
+        return
     s = dl_tail(ends, AIN)
     dl_unlink(links, ends, AIN, s)
     if meta[KOUT] == 0:
-        return slot_forget(buckets, skeys, links, free, s)
-    hole = -1
+        which[s] = NONE
+        return
     if dl_len(ends, AOUT) == meta[KOUT]:
-        hole = _forget_tail(buckets, skeys, links, ends, free, AOUT)
+        _forget_tail(links, ends, which, AOUT)
     dl_push_head(links, ends, AOUT, s)
     which[s] = AOUT
-    return hole
 
 
 @njit
-def _forget_tail(buckets, skeys, links, ends, free, lst):
+def _forget_tail(links, ends, which, lst):
     s = dl_tail(ends, lst)
     dl_unlink(links, ends, lst, s)
-    return slot_forget(buckets, skeys, links, free, s)
+    which[s] = NONE
 
 
 @njit
-def replay(keys, state):
-    """Replay ``keys``; the number of hits."""
-    buckets, skeys, links, ends, which, free, meta = state
+def replay(ids, state):
+    """Replay ``ids``; the number of hits."""
+    links, ends, which, meta = state
     frames = meta[FRAMES]
     hits = 0
-    for i in range(len(keys)):
-        ht_prefetch(buckets, keys, i + AHEAD)
-        t = ht_peek(buckets, keys, i + NEAR)
-        if t >= 0:
-            prefetch(skeys, t)
-            prefetch(links, 2 * t)
-            prefetch(which, t)
-        key = keys[i]
-        s = ht_lookup(buckets, skeys, key)
+    for i in range(len(ids)):
+        dl_prefetch(links, which, ids, i)
+        s = ids[i]
+        lst = which[s]
+        if lst == AIN:
+            hits += 1
+            continue
+        if lst == AM:
+            hits += 1
+            dl_to_head(links, ends, AM, s)
+            continue
         full = dl_len(ends, AIN) + dl_len(ends, AM) == frames
-        if s >= 0:
-            lst = which[s]
-            if lst == AIN:
-                hits += 1
-                continue
-            if lst == AM:
-                hits += 1
-                dl_to_head(links, ends, AM, s)
-                continue
-            # its key is in A1out: it leaves A1out, then, in its slot, enters Am
+        if lst == AOUT:
+            # its key is in A1out: it leaves A1out, then enters Am
             dl_unlink(links, ends, AOUT, s)
             if full:
-                _reclaim(buckets, skeys, links, ends, which, free, meta)
+                _reclaim(links, ends, which, meta)
             if dl_len(ends, AM) >= frames - meta[KIN]:
-                _forget_tail(buckets, skeys, links, ends, free, AM)
+                _forget_tail(links, ends, which, AM)
             dl_push_head(links, ends, AM, s)
             which[s] = AM
             continue
-        empty = -1 - s                              # a new page, to A1in
-        if full:
-            hole = _reclaim(buckets, skeys, links, ends, which, free, meta)
-            if hole >= 0:
-                empty = ht_place(buckets, key, empty, hole)
-        s = slot_take(links, free)
-        ht_put(buckets, skeys, empty, key, s)
+        if full:                                    # a new page, to A1in
+            _reclaim(links, ends, which, meta)
         dl_push_head(links, ends, AIN, s)
         which[s] = AIN
     return hits

@@ -98,6 +98,9 @@ def replay(trace, fmt, policy, frames, memory, kernel, ram, swap, maps, cold, as
                f"miss ratio {result.miss_ratio:.4f}")
     click.echo(f"{result.seconds:.3f} s, {result.requests_per_second / 1e6:.2f} M requests/s "
                "(reading the trace included)")
+    if result.distinct:
+        click.echo(f"{result.distinct} distinct pages; state {result.state_bytes / 2**20:.1f} MiB "
+                   f"({result.state_bytes / result.distinct:.1f} bytes per distinct page)")
 
 
 def _size(option: str, value: str | None) -> int:

@@ -51,6 +51,26 @@ def read_oracle_general(path: str, chunk: int = DEFAULT_CHUNK) -> Iterator[Chunk
     at a time. Raises InputError ``"PATH: byte N"`` for a truncated last
     record, ``"PATH"`` for a file that cannot be read or holds no request."""
     from linmem.trace._oracle_decode import decode
+    for raw in _records(path, chunk):
+        yield _chunk(decode, raw)
+
+
+def read_oracle_general_keys(path: str, chunk: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
+    """Only the obj_id column of the trace at ``path`` (int64), at most
+    ``chunk`` requests at a time, requests of size 0 skipped: what a cache
+    replay needs, read with numpy's strided copy instead of building whole
+    chunks. The same errors as :func:`read_oracle_general`."""
+    for raw in _records(path, chunk):
+        rec = raw.view(RECORD)
+        keys = rec["obj_id"].view(np.int64).copy()
+        sized = rec["obj_size"] != 0
+        yield keys if sized.all() else keys[sized]
+
+
+def _records(path: str, chunk: int) -> Iterator[np.ndarray]:
+    """The bytes (uint8) of the whole records of the trace, at most ``chunk``
+    records at a time, in a buffer reused for the next; the errors of
+    :func:`read_oracle_general`."""
     if chunk < 1:
         raise ValueError(f"chunk must be positive, got {chunk}")
     buf = bytearray(chunk * RECORD.itemsize)
@@ -61,7 +81,7 @@ def read_oracle_general(path: str, chunk: int = DEFAULT_CHUNK) -> Iterator[Chunk
             nbytes = _fill(stream, buf)
             whole = nbytes - nbytes % RECORD.itemsize
             if whole:
-                yield _chunk(decode, raw[:whole])
+                yield raw[:whole]
             if nbytes != whole:
                 raise InputError(f"{path}: byte {offset + whole}",
                                  f"truncated: the last request has {nbytes - whole} of its "
