@@ -19,13 +19,16 @@ libCacheSim is given a hash table of 2**ceil(log2(2 x frames)) buckets
 traces. Its miss counts come from its miss ratio times the requests.
 
 Also: the exact one-pass LRU miss-ratio curve (every cache size) against one
-libCacheSim LRU run at one size, and the bytes of linmem's policy state per
-frame and per tracked page (cached or ghost).
+libCacheSim LRU run at one size, and the bytes of linmem's state (the id
+map and the policy's arrays) per distinct page of the trace. linmem replays
+as a pipeline of two threads when the machine has two CPUs (one reads and
+numbers the keys, the other runs the policy); ``--threads 1`` times it on
+one.
 
 Usage::
 
     .venv/bin/python benchmarks/vs_libcachesim.py [--requests 10000000]
-        [--repeat 3] [--policies lru,fifo,...] [--dir DIR]
+        [--repeat 3] [--policies lru,fifo,...] [--dir DIR] [--threads 1|2]
 
 Traces are written to ``--dir`` (kept there for the next run) or to a
 temporary directory. Always exits 0: the targets (lru, fifo, clock at least
@@ -100,10 +103,11 @@ def run_libcachesim(path: str, policy: str, frames: int, requests: int) -> tuple
     return time.perf_counter() - start, round(ratio * requests)
 
 
-def run_linmem(path: str, policy: str, frames: int) -> tuple[float, int]:
+def run_linmem(path: str, policy: str, frames: int, threads: int | None) -> tuple[float, int, float]:
+    """(seconds, misses, state bytes per distinct page) of one linmem replay."""
     start = time.perf_counter()
-    result = replay_trace(path, "oracleGeneral", policy, frames)
-    return time.perf_counter() - start, result.misses
+    result = replay_trace(path, "oracleGeneral", policy, frames, threads=threads)
+    return time.perf_counter() - start, result.misses, result.state_bytes / result.distinct
 
 
 def compile_costs() -> dict[str, tuple[float, float]]:
@@ -128,6 +132,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument("--dir", default=None, help="where to write (and keep) the traces")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="linmem's replay threads: 2 (read and number the keys on one, run "
+                             "the policy on the other; the default with 2 CPUs or more) or 1")
     args = parser.parse_args()
     policies = args.policies.split(",")
     try:
@@ -150,6 +157,9 @@ def main() -> None:
     for p in policies:
         Cache(p, 2).replay(np.arange(4, dtype=np.int64))     # load the kernels
     summary: dict[str, list[float]] = {p: [] for p in policies}
+    memory: dict[str, list[float]] = {p: [] for p in policies}
+    threads = args.threads or (2 if (os.cpu_count() or 1) > 1 else 1)
+    print(f"linmem replays with {threads} thread{'s' if threads > 1 else ''}")
     for name, (path, distinct) in traces.items():
         for share in (0.10, 0.25):
             frames = round(distinct * share)
@@ -162,13 +172,14 @@ def main() -> None:
                 ours, theirs = [], []
                 for _ in range(args.repeat):
                     theirs.append(run_libcachesim(path, p, frames, args.requests))
-                    ours.append(run_linmem(path, p, frames))
+                    ours.append(run_linmem(path, p, frames, args.threads))
                 s_ours = statistics.median(r[0] for r in ours)
                 s_theirs = statistics.median(r[0] for r in theirs)
                 m_ours, m_theirs = ours[0][1], theirs[0][1]
                 same = ("yes" if m_ours == m_theirs else "NO") if p in SAME_POLICY else "(n/a)"
                 ratio = s_theirs / s_ours
                 summary[p].append(ratio)
+                memory[p].append(ours[0][2])
                 print(f"  {p:6s} {m_ours:14d} {m_theirs:12d} {same:>5s} {s_ours:9.3f} "
                       f"{s_theirs:7.2f} {args.requests / s_ours / 1e6:10.1f} "
                       f"{args.requests / s_theirs / 1e6:8.2f} {ratio:5.1f}x")
@@ -181,16 +192,10 @@ def main() -> None:
             print(f"  exact LRU curve, every size: {curve_s:.2f} s; one libCacheSim LRU run "
                   f"at 10%: {lru_s:.2f} s ({lru_s / curve_s:.1f}x; target >= 1x)")
 
-    print("\nlinmem's state in bytes, per frame and per tracked page (cached or ghost), "
-          "at 100 000 frames")
+    print("\nlinmem's state in bytes per distinct page of the trace (the id map and the "
+          "policy's arrays; OPT: its whole-trace arrays), min .. max over the runs")
     for p in policies:
-        cache = Cache(p, 100_000)
-        if getattr(cache.module, "WHOLE_TRACE", False):
-            print(f"  {p:6s} the whole trace: 12 per request, and an id per distinct page")
-            continue
-        tracked = len(cache.state[1])                       # the table's slots
-        print(f"  {p:6s} {cache.nbytes / 100_000:6.1f} per frame, "
-              f"{cache.nbytes / tracked:5.1f} per tracked page ({tracked} slots)")
+        print(f"  {p:6s} {min(memory[p]):5.1f} .. {max(memory[p]):5.1f}")
 
     print("\nspeed-up over libCacheSim (median run of each trace and size: min .. max)")
     for p, ratios in summary.items():
