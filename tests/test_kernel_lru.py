@@ -20,7 +20,7 @@ from linmem.cachesim import Cache
 from linmem.cachesim.kernel_lru import KernelCache, replay_trace_kernel
 from linmem.cli import main
 from linmem.engine import memcontrol as MC
-from linmem.mm.vmstat import vm_event
+from linmem.mm.vmstat import node_item, vm_event
 from linmem.trace.oracle_general import write_oracle_general
 
 RECLAIM_BATCH = 64          # the most one memcg reclaim frees here (32 at least)
@@ -166,10 +166,14 @@ def test_a_refault_within_the_refault_distance_is_activated():
 
 def test_mglru_runs_and_differs_from_the_two_lists():
     pages = scan_mix_pages(20000, 6)
-    misses = {name: len(pages) - cache_for(name, 300, pages).replay(pages)
-              for name in ("linux", "mglru")}
+    caches = {name: cache_for(name, 300, pages) for name in ("linux", "mglru")}
+    misses = {name: len(pages) - c.replay(pages) for name, c in caches.items()}
     lru = len(pages) - Cache("lru", 300).replay(pages.copy())
     assert misses["linux"] != misses["mglru"] and misses["linux"] < lru
+    # refaults count on the folio's lruvec, the replay's cgroup (lru_gen_refault)
+    mglru = caches["mglru"]
+    node = mglru.machine.page_alloc.S.node_stat[node_item("workingset_refault_file")]
+    assert mglru.memory_stat()["workingset_refault_file"] == node > 0
     # the page read twice: with no refaults yet, MGLRU's PID controller
     # protects no tier, so it is evicted with its generation, as under LRU
     fill, scan = twice_read_then_scan(1000)
