@@ -23,7 +23,7 @@ from linmem.engine import memcontrol as MC
 from linmem.mm.vmstat import node_item, vm_event
 from linmem.trace.oracle_general import write_oracle_general
 
-RECLAIM_BATCH = 64          # the most one memcg reclaim frees here (32 at least)
+RECLAIM_BATCH = 64          # one memcg reclaim frees 32 or more (here at most 48, 58)
 
 
 def zipf_pages(n: int, distinct: int, seed: int) -> np.ndarray:

@@ -48,8 +48,8 @@ The size of the cache: it never holds more than N pages. Each refused
 charge reclaims at least SWAP_CLUSTER_MAX (32) pages, so once full the
 cache holds N right after a miss that fitted and down to N minus one
 reclaim's worth after one that did not: 38 to 46 pages a reclaim for the
-two-list LRU and 34 to 57 for MGLRU on the 1 M-request Zipf trace of
-docs/trace-mode.md. For a cache of a few hundred frames or fewer that is a
+two-list LRU and 32 to 57 for MGLRU (rarely up to 88) on the 1 M-request
+Zipf trace of docs/trace-mode.md. For a cache of a few hundred frames or fewer that is a
 sizeable part of it. The machine has RAM for the cache, a quarter more and
 256 MiB, so its free memory stays far above the watermarks: kswapd and
 global reclaim never run, only the memcg's limit reclaims. There is no
@@ -59,7 +59,7 @@ writeback is due).
 Speed: hits, and misses while there is room, stay in one compiled call per
 chunk of requests (filemap_read_calls); a refused charge returns to Python
 for the memcg's reclaim (linmem.mm.memcontrol, linmem.mm.vmscan: a few
-hundred microseconds a time, its list scans compiled), once per 32 to 57
+hundred microseconds a time, its list scans compiled), once per 40 to 55
 misses. That path is the full model's and is shared with every scenario;
 it is not batched here.
 
