@@ -438,7 +438,7 @@ def test_replay_json(traces, capsys):
     (["-p", "lru", "-m", "1000"], "linmem: --memory: '1000' is less than one 4 KiB frame"),
     (["-p", "lru", "-m", "lots"], "linmem: --memory: not a size: 'lots'"),
     (["-p", "lirs", "-n", "1"], "linmem: --frames: lirs needs at least 2 frames, got 1"),
-    (["-p", "linux", "-n", "9"], "--policy: linux is the kernel's own LRU"),
+    (["-p", "linux", "-n", "0"], "linmem: --frames: must be at least 1, got 0"),
     (["-p", "lru", "-n", "9", "-f", "nope"], "unknown trace format 'nope'"),
 ])
 def test_replay_bad_options(traces, capsys, args, message):

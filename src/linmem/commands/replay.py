@@ -45,8 +45,8 @@ KERNEL_POLICIES = {"linux": "classic", "mglru": "mglru"}
 @click.option("--format", "-f", "fmt", required=True, metavar="F", help=FORMAT_HELP)
 @click.option("--policy", "-p", default=None,
               type=click.Choice([*POLICIES, *KERNEL_POLICIES]),
-              help="The replacement policy; linux and mglru are the kernel's own LRUs, "
-                   "with --kernel.")
+              help="The replacement policy; linux and mglru are the kernel model's own "
+                   "LRUs (a memory cgroup of N pages; with --kernel, the whole machine).")
 @click.option("--frames", "-n", type=int, default=None, metavar="N",
               help="The cache size in frames (pages or objects).")
 @click.option("--memory", "-m", default=None, metavar="SIZE",
@@ -72,6 +72,7 @@ def replay(trace, fmt, policy, frames, memory, kernel, ram, swap, maps, cold, as
     Examples:
       linmem replay app.oracleGeneral --format oracleGeneral --policy lru --frames 100000
       linmem replay app.lackey.zst --format lackey --policy arc --memory 256MiB --json
+      linmem replay app.oracleGeneral -f oracleGeneral --policy linux --frames 100000
       linmem replay app.lmt.zst --format native --kernel --ram 1GiB --swap 512MiB
     """
     if kernel:
@@ -79,11 +80,12 @@ def replay(trace, fmt, policy, frames, memory, kernel, ram, swap, maps, cold, as
                        frames, memory)
         return
     if policy is None:
-        raise InputError("--policy", f"give a replacement policy: {', '.join(POLICIES)}")
-    if policy in KERNEL_POLICIES:
-        raise InputError("--policy", f"{policy} is the kernel's own LRU: it runs in the "
-                         f"kernel model (--kernel --ram SIZE)")
-    from linmem.cachesim import replay_trace
+        raise InputError("--policy", f"give a replacement policy: "
+                         f"{', '.join([*POLICIES, *KERNEL_POLICIES])}")
+    if policy in KERNEL_POLICIES:      # the full model's LRU in a memcg of N pages
+        from linmem.cachesim.kernel_lru import replay_trace_kernel as replay_trace
+    else:
+        from linmem.cachesim import replay_trace
 
     frames = frames_option(frames, memory)
     try:

@@ -289,7 +289,11 @@ def lru_gen_eviction(M, pfn):
 def lru_gen_refault(M, shadow, pfn, memcg, file):
     """Models lru_gen_refault(): a refault is recent when max_seq moved
     fewer than MAX_NR_GENS since the eviction's min_seq; it counts in its
-    tier's refaulted[] and restores refs, or PG_workingset."""
+    tier's refaulted[] and restores refs, or PG_workingset. All of it on
+    the folio's lruvec (folio_lruvec: its memcg, charged already), not the
+    caller's ``memcg``. XXX: the shadow does not name the memcg it was
+    evicted from; the kernel counts nothing when that differs."""
+    memcg = np.int64(M.memcg[pfn])
     packed = shadow - 1
     ws = packed & 1
     token = packed >> 1
