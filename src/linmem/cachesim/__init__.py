@@ -83,10 +83,14 @@ class Result:
         return self.requests / self.seconds if self.seconds > 0 else 0.0
 
     def as_dict(self) -> dict:
-        return {"requests": self.requests, "hits": self.hits, "misses": self.misses,
-                "miss_ratio": self.miss_ratio, "seconds": self.seconds,
-                "requests_per_second": self.requests_per_second,
-                "distinct_pages": self.distinct, "state_bytes": self.state_bytes}
+        """The six keys of every replay; then, when known, the distinct pages and the
+        bytes of state."""
+        out = {"requests": self.requests, "hits": self.hits, "misses": self.misses,
+               "miss_ratio": self.miss_ratio, "seconds": self.seconds,
+               "requests_per_second": self.requests_per_second}
+        if self.distinct:
+            out.update(distinct_pages=self.distinct, state_bytes=self.state_bytes)
+        return out
 
 
 def policy_module(name: str) -> ModuleType:
