@@ -2,7 +2,8 @@
 
 A trace's requests become memory accesses of one process on a machine of
 the user's choice (RAM, swap, classic or multi-gen LRU): each distinct page
-of the trace (``addr >> 12``, or an object id: one page per object) is
+of the trace (``addr >> 12``, or, for a chunk whose ``objects`` is set, an
+object id: one page per object) is
 given its own page of an anonymous mapping, in the order pages first
 appear, so the process touches exactly as many pages as the trace names.
 Loads and stores keep their kind (a store dirties the page; a load of a
@@ -93,7 +94,9 @@ def replay_kernel(chunks, ram: int, swap: int = 0, lru: str = "classic",
                   object_trace: bool = False, all_writes: bool = False,
                   sample: int = 1_000_000) -> KernelReplay:
     """Run the requests of ``chunks`` (linmem.trace.Chunk) as one process's
-    accesses on a machine with ``ram`` bytes (and a ``swap``-byte swapfile)."""
+    accesses on a machine with ``ram`` bytes (and a ``swap``-byte swapfile).
+    ``object_trace`` takes every ``addr`` as an object id, as a chunk's
+    ``objects`` flag does for that chunk."""
     from linmem.kernel.machine import Machine
     from linmem.mm.memory import OutOfMemory
     machine = Machine(ram=ram, lru=lru)
@@ -111,7 +114,8 @@ def replay_kernel(chunks, ram: int, swap: int = 0, lru: str = "classic",
     start = _time.perf_counter()
     try:
         for chunk in chunks:
-            keys = chunk.addr if object_trace else chunk.addr >> PAGE_SHIFT
+            objects = object_trace or chunk.objects
+            keys = chunk.addr if objects else chunk.addr >> PAGE_SHIFT
             ids = np.empty(len(keys), dtype=np.int64)
             next_id = dense_ids(keys.astype(np.int64, copy=False), table, next_id, ids)
             while len(bases) << PIECE_SHIFT < next_id:     # map the pages first reached
