@@ -55,6 +55,10 @@ def test_more_pages_than_memory_swap_or_are_killed():
     assert swapping["pswpin"] >= swapping["major_faults"] and not swapping["killed"]
     killed = replay_kernel(_chunks(pages, ops, 10000), ram=128 * MiB).as_dict()
     assert killed["killed"] and killed["oom_kill"] == 1 and killed["pswpout"] == 0
+    for d in (swapping, killed):                       # the OOM kill's faults included
+        for key in ("requests", "minor_faults", "major_faults", "pswpin", "pswpout",
+                    "reclaimed"):
+            assert sum(row[key] for row in d["timeline"]) == d[key], key
 
 
 def test_the_replay_command_runs_the_kernel_model(tmp_path, capsys):
