@@ -82,11 +82,11 @@ def test_page_accesses_merge_repeats_and_split_requests_across_pages():
     op = np.array([OP_IFETCH, OP_READ, OP_WRITE, OP_READ, OP_READ, OP_WRITE], dtype=np.uint8)
     size = np.array([4, 8, 8, 8, 4, 4], dtype=np.int32)
     time = np.arange(6, dtype=np.int64)
-    va, t = np.empty(12, np.int64), np.empty(12, np.int64)
-    n = page_accesses(addr, op, size, time, OP_WRITE, va, t)
+    va, t, req = (np.empty(12, np.int64) for _ in range(3))
+    n = page_accesses(addr, op, size, time * 10, OP_WRITE, va, t, req)
     # the load at 0x1ffc: page 0x1 again (nothing new), then page 0x2
     assert list(va[:n]) == [0x1000, 0x1001, 0x2000, 0x3000, 0x3001]
-    assert list(t[:n]) == [0, 2, 3, 4, 5]
+    assert list(t[:n]) == [0, 20, 30, 40, 50] and list(req[:n]) == [0, 2, 3, 4, 5]
 
 
 def _capture(tmp_path, pages, ops, mappings, name="t.lmt"):
@@ -150,6 +150,10 @@ def test_replay_kernel_command_reports_the_peak(tmp_path, capsys):
                  "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["peak_rss_kb"] == 120 and out["minor_faults"] == 30 and out["dropped"] == 0
+    assert out["timeline"] == [{"second": 0, "requests": 30, "minor_faults": 30,
+                                "major_faults": 0, "pswpin": 0, "pswpout": 0, "reclaimed": 0,
+                                "free_kb": out["timeline"][0]["free_kb"]}]
+    assert out["simulated_seconds"] == 30 * (5 + 500) / 1e9        # 5 ns an access, 0.5 us a fault
 
 
 @pytest.mark.parametrize("text, where, what", [

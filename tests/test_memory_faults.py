@@ -110,6 +110,31 @@ def test_write_outside_a_vma_or_to_a_read_only_one_is_a_segv(mem):
     assert status == -3
 
 
+def test_max_faults_stops_before_the_fault_one_too_many(mem):
+    """Hits go on past the limit; the next fault is not taken."""
+    mm = mem.new_mm()
+    v = vma(BASE, 1 << 20)
+    vas = np.concatenate([pages(BASE, 3 << 12), pages(BASE, 3 << 12), pages(BASE, 1 << 20)])
+    assert mem.access(mm, 1, vas, True, v, max_faults=3) == (0, 9)
+    assert mem.faults(1) == (3, 0)
+    assert mem.access(mm, 1, vas, True, v, max_faults=0) == (0, 9)
+    assert mem.access(mm, 1, vas, True, v) == (0, len(vas))
+    assert mem.faults(1) == (256, 0)
+
+
+def test_max_faults_counts_across_a_resume(mem):
+    """A page table per 2 MiB fills the table pool three times over 1500
+    faults (NEED_TABLES, then the call resumes): still 1500 in all."""
+    grown = []
+    grow = mem._grow_tables
+    mem._grow_tables = lambda: (grown.append(1), grow())
+    mm = mem.new_mm()
+    v = vma(BASE, 4 << 30)
+    vas = np.arange(BASE, BASE + (4 << 30), 2 << 20, dtype=np.int64)
+    assert mem.access(mm, 1, vas, True, v, max_faults=1500) == (0, 1500)
+    assert mem.faults(1) == (1500, 0) and len(grown) >= 2
+
+
 def test_anonymous_pages_enter_the_inactive_anon_list(mem):
     m = mem.machine
     mm = mem.new_mm()

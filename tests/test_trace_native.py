@@ -1,6 +1,7 @@
 """linmem's native trace format: round trips, the documented layout byte for
-byte, zstd, nothing left by a failed write, and every cut or damaged file
-giving an InputError with its byte offset, from the reader and the CLI."""
+byte (version 2, and version 1 still read), the objects flag kept through a
+conversion, zstd, nothing left by a failed write, and every cut or damaged
+file giving an InputError with its byte offset, from the reader and the CLI."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from linmem.errors import InputError
 from linmem.trace import open_trace
 from linmem.trace import native
 from linmem.trace.native import write_native
+from linmem.trace.oracle_general import write_oracle_general
 from tracetools import FIELDS, assert_cli_rejects, assert_same, chunk_of, columns
 
 RECORDED = Path(__file__).parent / "data" / "traces" / "true.lackey.zst"
@@ -40,35 +42,56 @@ def small_file(tmp_path, name="t.lmt") -> str:
     return path
 
 
-def test_the_layout_byte_for_byte(tmp_path):
-    """The bytes of the layout the module's docstring documents."""
-    path = str(tmp_path / "t.lmt")
-    c = chunk_of(time=[5, 6], pid=[7, 8], addr=[0x1000, -1], op=[0, 2], size=[4, 64])
-    assert write_native(path, [c]) == 2
-    want = (b"LINMEMTR" + struct.pack("<HHI", 1, 16, 0)
+def layout(version: int, objects: int) -> bytes:
+    """The bytes the module's docstring documents for two requests."""
+    return (b"LINMEMTR" + struct.pack("<HHB3x", version, 16, objects)
             + b"REQS" + struct.pack("<I", 2)
             + struct.pack("<2q", 5, 6) + struct.pack("<2q", 0x1000, -1)
             + struct.pack("<2i", 7, 8) + struct.pack("<2i", 4, 64) + bytes([0, 2])
             + bytes(6)                                  # 8 + 50 bytes, padded to 64
             + b"DONE" + struct.pack("<IQ", 0, 2))
-    assert Path(path).read_bytes() == want
+
+
+@pytest.mark.parametrize("objects", [False, True])
+def test_the_layout_byte_for_byte(tmp_path, objects):
+    path = str(tmp_path / "t.lmt")
+    c = chunk_of(time=[5, 6], pid=[7, 8], addr=[0x1000, -1], op=[0, 2], size=[4, 64])
+    c.objects = objects
+    assert write_native(path, [c]) == 2
+    assert Path(path).read_bytes() == layout(2, objects)
+    got = list(open_trace(path, "native"))
+    assert_same(columns(got), columns([c])) and got[0].objects is objects
+
+
+@pytest.mark.parametrize("reserved", [0, 1])
+def test_version_1_reads_as_byte_addresses(tmp_path, reserved):
+    """A version 1 file (byte 12 reserved, whatever it holds) is read, its
+    addresses byte addresses."""
+    path = tmp_path / "v1.lmt"
+    path.write_bytes(layout(1, reserved))
+    got = list(open_trace(str(path), "native"))
+    assert [c.objects for c in got] == [False]
+    assert got[0].addr.tolist() == [0x1000, -1] and got[0].op.tolist() == [0, 2]
 
 
 @settings(max_examples=25, deadline=None)
 @given(sizes=st.lists(st.integers(0, 40), max_size=6), chunk=st.integers(1, 50),
-       block=st.integers(1, 17))
-def test_round_trips(tmp_path_factory, sizes, chunk, block):
+       block=st.integers(1, 17), objects=st.booleans())
+def test_round_trips(tmp_path_factory, sizes, chunk, block, objects):
     """Any chunks, split into blocks of any size, read back in chunks of any
-    size, are the same requests; every chunk holds at most ``chunk``."""
+    size, are the same requests of the same kind; every chunk holds at most
+    ``chunk``."""
     path = str(tmp_path_factory.mktemp("rt") / "t.lmt")
     chunks = [example(n, seed) for seed, n in enumerate(sizes)]
+    for c in chunks:
+        c.objects = objects
     old, native.MAX_BLOCK = native.MAX_BLOCK, block
     try:
         assert write_native(path, chunks) == sum(sizes)
         got = list(open_trace(path, "native", chunk))
     finally:
         native.MAX_BLOCK = old
-    assert all(1 <= len(c) <= chunk for c in got)
+    assert all(1 <= len(c) <= chunk and c.objects == (objects and any(sizes)) for c in got)
     if sum(sizes):
         assert_same(columns(got), columns(chunks))
     assert not got or all(c.addr.flags.writeable for c in got)
@@ -79,10 +102,62 @@ def test_a_lackey_trace_converts_and_reads_back(tmp_path):
     for name in ("true.lmt", "true.lmt.zst"):
         path = str(tmp_path / name)
         write_native(path, open_trace(str(RECORDED), "lackey", 50000))
-        assert_same(columns(open_trace(path, "native")), lackey)
+        got = list(open_trace(path, "native"))
+        assert_same(columns(got), lackey)
+        assert not any(c.objects for c in got)
     plain, packed = (os.path.getsize(tmp_path / n) for n in ("true.lmt", "true.lmt.zst"))
     assert plain == 16 + 3 * native.block_bytes(50000) + native.block_bytes(18726) + 16
     assert packed < plain / 10
+
+
+def oracle_file(tmp_path) -> str:
+    """An oracleGeneral trace of 30 000 Zipf-like requests: ids below 4000
+    (in one page, were they byte addresses) and a few near 2**64."""
+    rng = np.random.default_rng(5)
+    ids = (rng.zipf(1.2, 30000) % 4000).astype(np.uint64)
+    ids[::1000] = np.uint64(2**64 - 1) - ids[::1000]
+    path = str(tmp_path / "z.oracleGeneral")
+    write_oracle_general(path, ids)
+    return path
+
+
+def test_an_object_trace_converts_and_replays_the_same(tmp_path, capsys):
+    """oracleGeneral -> native keeps the ids and the objects flag, so a cache
+    replays the native file with the same misses as the source."""
+    from linmem.cachesim import trace_keys
+    src, out = oracle_file(tmp_path), str(tmp_path / "z.lmt.zst")
+    assert main(["trace", "convert", src, "-f", "oracleGeneral", "-o", out]) == 0
+    got = list(open_trace(out, "native"))
+    assert all(c.objects for c in got)
+    assert_same(columns(got), columns(open_trace(src, "oracleGeneral")))
+    keys = [np.concatenate(list(trace_keys(p, f))) for p, f in ((src, "oracleGeneral"),
+                                                               (out, "native"))]
+    np.testing.assert_array_equal(*keys)
+    capsys.readouterr()
+    results = []
+    for path, fmt in ((src, "oracleGeneral"), (out, "native")):
+        assert main(["replay", path, "-f", fmt, "--policy", "lru", "--frames", "500",
+                     "--json"]) == 0
+        results.append(json.loads(capsys.readouterr().out))
+    assert results[0]["misses"] == results[1]["misses"] > 500     # not one page's 1 miss
+    assert main(["trace", "info", out, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["objects"] is True
+    assert main(["trace", "info", out]) == 0
+    assert "addresses:          object ids" in capsys.readouterr().out
+
+
+def test_chunks_of_both_kinds_are_refused(tmp_path):
+    """A trace is of object ids or of byte addresses: a chunk of the other
+    kind is an InputError at the offset its block would have had."""
+    ids = example(3)
+    ids.objects = True
+    path = tmp_path / "t.lmt"
+    with pytest.raises(InputError) as err:
+        write_native(str(path), [example(0), ids, example(2)])
+    assert err.value.where == f"{path}: byte {16 + N3}"
+    assert "the requests from number 3 on hold byte addresses, those before them " \
+           "object ids" in err.value.what
+    assert os.listdir(tmp_path) == []
 
 
 def test_a_failed_write_leaves_nothing(tmp_path):
@@ -126,8 +201,10 @@ N3 = native.block_bytes(3)
 DAMAGED = [
     ("wrong-magic", (0, b"LINMEMXX"), 0, "not a linmem native trace"),
     ("text-file", (0, b"I  0040,4\n"), 0, "not a linmem native trace"),
-    ("version-2", (8, struct.pack("<H", 2)), 8, "version 2 is not supported"),
+    ("version-3", (8, struct.pack("<H", 3)), 8,
+     "version 3 is not supported (this linmem reads versions 1 and 2)"),
     ("header-size", (10, struct.pack("<H", 24)), 10, "header size 24"),
+    ("objects-flag", (12, bytes([2])), 12, "the objects flag is 2, not 0"),
     ("unknown-tag", (16, b"RQST"), 16, "unknown block tag b'RQST'"),
     ("empty-block", (20, struct.pack("<I", 0)), 20, "a block of 0 requests"),
     ("huge-block", (20, struct.pack("<I", 1 << 30)), 20, "a block of 1073741824 requests"),
@@ -169,11 +246,12 @@ def test_cli_convert_then_info(tmp_path, capsys):
     assert (info["reads"], info["writes"], info["ifetches"]) == (29371, 11768, 127587)
     assert info["pids"] == {"18834": 168726}
     assert info["time"] == {"first": 0, "last": 168725, "span": 168725}
-    assert info["distinct_pages"] == 139
+    assert info["distinct_pages"] == 139 and info["objects"] is False
     assert main(["trace", "info", out]) == 0
     text = capsys.readouterr().out
     assert "requests:           168726: 29371 reads, 11768 writes, 127587 instruction" in text
     assert "pids:               1: 18834 (168726)" in text
+    assert "addresses:          byte addresses" in text
 
 
 @pytest.mark.parametrize("name,damage,offset,what", DAMAGED, ids=[d[0] for d in DAMAGED])

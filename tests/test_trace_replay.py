@@ -27,6 +27,16 @@ def test_each_distinct_page_faults_once_when_all_fit():
     assert d["oom_kill"] == 0 and not d["killed"]
 
 
+def test_object_ids_are_a_page_each():
+    """Ids below 4096 would be one page as byte addresses; as objects
+    (oracleGeneral, or a native trace converted from one) each is a page."""
+    ids = np.arange(3000, dtype=np.int64)
+    chunk = Chunk(ids, np.zeros(3000, np.int32), ids, np.full(3000, OP_WRITE, np.uint8),
+                  np.ones(3000, np.int32), objects=True)
+    d = replay_kernel([chunk], ram=128 * MiB).as_dict()
+    assert d["pages"] == d["minor_faults"] == 3000
+
+
 def test_loads_of_pages_never_written_map_the_zero_page():
     pages = np.arange(3000)
     ops = np.full(len(pages), OP_READ)
@@ -45,6 +55,10 @@ def test_more_pages_than_memory_swap_or_are_killed():
     assert swapping["pswpin"] >= swapping["major_faults"] and not swapping["killed"]
     killed = replay_kernel(_chunks(pages, ops, 10000), ram=128 * MiB).as_dict()
     assert killed["killed"] and killed["oom_kill"] == 1 and killed["pswpout"] == 0
+    for d in (swapping, killed):                       # the OOM kill's faults included
+        for key in ("requests", "minor_faults", "major_faults", "pswpin", "pswpout",
+                    "reclaimed"):
+            assert sum(row[key] for row in d["timeline"]) == d[key], key
 
 
 def test_the_replay_command_runs_the_kernel_model(tmp_path, capsys):

@@ -3,6 +3,11 @@ replay a trace on a cache and count its hits and misses.
 
 A frame holds one page (4 KiB) of a trace of addresses, or one object of a
 trace of objects; ``--memory`` is the number of frames times 4 KiB.
+
+``--kernel`` replays the trace as a process of a simulated machine instead
+and prints its totals, then its timeline (linmem.workload.replay_clock): a
+row per simulated second, merged evenly into longer intervals when there
+are more than ``TIMELINE_ROWS`` seconds (``--json`` has every second).
 """
 
 from __future__ import annotations
@@ -38,6 +43,11 @@ def frames_option(frames: int | None, memory: str | None) -> int:
 
 
 KERNEL_POLICIES = {"linux": "classic", "mglru": "mglru"}
+TIMELINE_ROWS = 40                  # rows of the printed timeline, at most
+# The timeline's counters of a second: (key, column); a merged row sums them.
+TIMELINE_SUMS = (("requests", "requests"), ("minor_faults", "minor faults"),
+                 ("major_faults", "major faults"), ("pswpin", "pswpin"),
+                 ("pswpout", "pswpout"), ("reclaimed", "reclaimed"))
 
 
 @click.command("replay")
@@ -63,7 +73,8 @@ KERNEL_POLICIES = {"linux": "classic", "mglru": "mglru"}
               help="With --kernel --maps: mapped files start on disk, not in the page cache.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object: requests, hits, misses, miss_ratio, seconds, "
-                   "requests_per_second (with --kernel: faults, swap traffic, peak RSS...).")
+                   "requests_per_second (with --kernel: faults, swap traffic, peak RSS..., "
+                   "and the timeline, a row per simulated second).")
 def replay(trace, fmt, policy, frames, memory, kernel, ram, swap, maps, cold, as_json):
     """Replay TRACE on a cache under a replacement policy; print the hits and misses.
     With --kernel, replay it as a process of a simulated machine instead.
@@ -141,6 +152,34 @@ def _replay_kernel(trace, fmt, policy, ram, swap, maps, cold, as_json, frames, m
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
+    timeline = result.pop("timeline")
     width = max(len(k) for k in result)
     for key, value in result.items():
         click.echo(f"{key + ':':<{width + 1}} {value}")
+    _print_timeline(timeline)
+
+
+def _print_timeline(rows: list[dict]) -> None:
+    """The timeline as a table, ``per`` seconds a row so that there are at
+    most TIMELINE_ROWS: the counters summed, MemFree at the end."""
+    from rich.console import Console
+    from rich.table import Table
+
+    if not rows:
+        return
+    per = -(-len(rows) // TIMELINE_ROWS)
+    every = "simulated second" if per == 1 else \
+        f"{per} simulated seconds, of {len(rows)}"
+    table = Table(title=f"a row per {every} (the last: to the end of the replay)", box=None)
+    for column in ("second", *(column for _, column in TIMELINE_SUMS), "free kB"):
+        table.add_column(column, justify="right")
+    for i in range(0, len(rows), per):
+        group = rows[i:i + per]
+        first, last = group[0]["second"], group[-1]["second"]
+        table.add_row(str(first) if first == last else f"{first}-{last}",
+                      *(str(sum(r[key] for r in group)) for key, _ in TIMELINE_SUMS),
+                      str(group[-1]["free_kb"]))
+    console = Console(highlight=False)
+    if not console.is_terminal:                      # a file or a pipe: never wrap the rows
+        console = Console(highlight=False, width=1000)
+    console.print(table)

@@ -54,7 +54,8 @@ def convert(src, fmt, output):
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 def info(path, fmt, as_json):
     """Count the requests of TRACE: reads, writes, instruction fetches, distinct
-    addresses and 4 KiB pages, pids and the span of its times.
+    addresses and 4 KiB pages, pids and the span of its times; say whether its
+    addresses are object ids or byte addresses.
 
     \b
     Examples:
@@ -82,6 +83,7 @@ def _text(c: dict) -> str:
         ("requests", f"{c['requests']}: {c['reads']} reads, {c['writes']} writes, "
                      f"{c['ifetches']} instruction fetches"),
         ("bytes", str(c["bytes"])),
+        ("addresses", "object ids" if c["objects"] else "byte addresses"),
         ("distinct addresses", str(c["distinct_addresses"])),
         ("distinct pages", f"{c['distinct_pages']} (4 KiB)"),
         ("pids", f"{len(pids)}: {shown}{more}"),

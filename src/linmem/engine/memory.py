@@ -657,17 +657,19 @@ ACCESS_READ, ACCESS_WRITE, ACCESS_WRITE_IN_ADDR = 0, 1, 2
 
 
 @njit
-def access_pages(M, V, mm, pid, vas, write, start, memcg):
+def access_pages(M, V, mm, pid, vas, write, start, memcg, max_faults):
     """Replay accesses ``vas[start:]`` by task ``pid`` of mm ``mm``: loads
     (``write`` ACCESS_READ), stores (ACCESS_WRITE), or each as bit 0 of its
     address says (ACCESS_WRITE_IN_ADDR: 1 for a store; addresses are of
     pages, so the bit is free).
 
-    Returns (status, next index): OK when all were done; NEED_* to be resumed
-    at the index; SEGV at the offending access. Faults are counted as
-    handle_mm_fault and mm_account_fault count them (pgfault, and the task's
-    min_flt or maj_flt).
+    Returns (status, next index): OK when all were done, or when the next
+    access would fault and ``max_faults`` faults were taken (a negative
+    ``max_faults``: no limit); NEED_* to be resumed at the index; SEGV at
+    the offending access. Faults are counted as handle_mm_fault and
+    mm_account_fault count them (pgfault, and the task's min_flt or maj_flt).
     """
+    faults = 0
     for k in range(start, vas.shape[0]):
         va = vas[k]
         w = write != ACCESS_READ
@@ -676,6 +678,8 @@ def access_pages(M, V, mm, pid, vas, write, start, memcg):
             va &= ~np.int64(1)
         if try_hit(M, mm, va, w):
             continue
+        if faults == max_faults:
+            return OK, k
         vi = find_vma(V, va)
         if vi < 0 or not _access_allowed(V[vi, V_FLAGS], w):
             return SEGV, k
@@ -686,6 +690,7 @@ def access_pages(M, V, mm, pid, vas, write, start, memcg):
             return r, k
         if r == HIT:
             continue
+        faults += 1
         M.events[PGFAULT] += 1
         MC.count_fault(M, r == MAJOR)
         if r == MAJOR:

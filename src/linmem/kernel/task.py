@@ -626,8 +626,10 @@ class Kernel:
 
     # ------------------------------------------------------------ access
 
-    def access(self, task: Task, vas: np.ndarray, write: bool) -> tuple[int, int]:
-        """The task touches ``vas``: (status, index reached); -3 is SIGSEGV."""
+    def access(self, task: Task, vas: np.ndarray, write: bool,
+               max_faults: int = -1) -> tuple[int, int]:
+        """The task touches ``vas``: (status, index reached); -3 is SIGSEGV.
+        ``max_faults`` >= 0 stops it before a fault once that many were taken."""
         mm = task.mm
         self.current = task
         if write and len(vas):
@@ -637,7 +639,7 @@ class Kernel:
                     mm.vmas.anon_vma_prepare(vma)
         try:
             return self.mem.access(mm.id, task.pid, vas, write, mm.rows(self.file_id),
-                                   cpu=task.pid % self.machine.nr_cpus)
+                                   cpu=task.pid % self.machine.nr_cpus, max_faults=max_faults)
         finally:
             self.memcg.return_to_user(task)
 

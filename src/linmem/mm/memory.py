@@ -52,6 +52,7 @@ from linmem.engine import swapfile as SW
 from linmem.engine.lru import NR_LRU_LISTS
 from linmem.mm import gfp as G
 from linmem.mm.memblock import KERNEL_LOAD_PFN
+from linmem.mm.vmstat import PGFAULT
 
 MAX_MEMCGS = MC.MAX_MEMCGS
 THP_MODE = {"never": 0, "madvise": 1, "always": 2}
@@ -267,10 +268,12 @@ class MemoryModel:
     # --------------------------------------------------------------- faults
 
     def access(self, mm: int, pid: int, vas: np.ndarray, write: bool | int, vmas: np.ndarray,
-               memcg: int = 0, cpu: int = 0) -> tuple[int, int]:
+               memcg: int = 0, cpu: int = 0, max_faults: int = -1) -> tuple[int, int]:
         """Replay accesses of one task; (status, index of a SEGV or len(vas)).
         ``write``: False (loads), True (stores), or E.ACCESS_WRITE_IN_ADDR
-        (bit 0 of each address marks a store).
+        (bit 0 of each address marks a store). With ``max_faults`` >= 0 the
+        accesses stop before the fault that would be one too many: (OK,
+        index of the access not made).
 
         Models the MMU and handle_mm_fault for each address in ``vas``.
         """
@@ -278,9 +281,12 @@ class MemoryModel:
         vas = np.ascontiguousarray(vas, dtype=np.int64)
         thp_gfp = self.thp_gfp_for(vmas)
         state = {"start": 0}
+        events, before = self.K.events, int(self.K.events[PGFAULT])
 
-        def call(M):
-            status, k = E.access_pages(M, vmas, mm, pid, vas, int(write), state["start"], memcg)
+        def call(M):                # faults taken before a resume count against max_faults
+            left = max_faults - (int(events[PGFAULT]) - before) if max_faults >= 0 else -1
+            status, k = E.access_pages(M, vmas, mm, pid, vas, int(write), state["start"], memcg,
+                                       left)
             state["start"] = k
             return status, k
         try:

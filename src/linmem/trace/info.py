@@ -3,8 +3,9 @@
 :func:`trace_info` counts the requests by op and by pid, the distinct
 addresses (objects, for object traces such as oracleGeneral's) and the
 distinct 4 KiB pages they fall in (for byte-address traces such as lackey's),
-and the span of the requests' times. Memory grows with the number of distinct
-pages, never with the length of the trace.
+the span of the requests' times, and whether ``addr`` holds object ids or
+byte addresses (the chunks' ``objects`` flag). Memory grows with the number
+of distinct pages, never with the length of the trace.
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ def trace_info(chunks: Iterable[Chunk]) -> dict:
     pids: dict[int, int] = {}
     addrs, pages = DistinctCounter(), DistinctCounter()
     first = last = None
-    nbytes = 0
+    nbytes, objects = 0, False
     for c in chunks:
+        objects |= bool(c.objects)
         if not len(c):
             continue
         ops += np.bincount(c.op, minlength=3)[:3]
@@ -68,6 +70,7 @@ def trace_info(chunks: Iterable[Chunk]) -> dict:
         nbytes += int(c.size.sum(dtype=np.int64))
     return {
         "requests": int(ops.sum()),
+        "objects": objects,
         "reads": int(ops[OP_READ]),
         "writes": int(ops[OP_WRITE]),
         "ifetches": int(ops[OP_IFETCH]),

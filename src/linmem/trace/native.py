@@ -1,13 +1,14 @@
 """linmem's native trace format: the columns of a :class:`~linmem.trace.Chunk`,
 block after block, little-endian, to be read back at memory speed.
 
-Layout, version 1 (every integer little-endian)::
+Layout, version 2 (every integer little-endian)::
 
     offset  bytes  field
     0       8      magic b"LINMEMTR"
-    8       2      version (1)
+    8       2      version (2)
     10      2      header size in bytes (16)
-    12      4      reserved, 0
+    12      1      what addr holds: 0 byte addresses, 1 object ids
+    13      3      reserved, 0
     16      ...    blocks, each starting at a multiple of 8:
 
     REQS block, n requests (1 <= n <= MAX_BLOCK):
@@ -24,6 +25,14 @@ Layout, version 1 (every integer little-endian)::
       +0      4    tag b"DONE"
       +4      4    0
       +8      8    the number of requests in all REQS blocks, uint64
+
+Byte 12 is the :class:`~linmem.trace.Chunk`'s ``objects`` flag, for the
+whole file: 1 for a trace of objects (oracleGeneral, a csv with ``obj_id``,
+txt ids), whose keys are the ids as they are; 0 for byte addresses (lackey),
+whose pages are ``addr >> 12``. The writer takes it from the first
+non-empty chunk and refuses a later chunk that holds the other kind.
+Version 1 is the same layout with bytes 12 to 15 reserved and no flag; it
+is read as byte addresses. The writer writes version 2.
 
 The DONE block makes a file cut at a block boundary detectable: a reader
 that meets the end of the file before it raises InputError, as it does for
@@ -49,8 +58,10 @@ from linmem.errors import InputError
 from linmem.trace import DEFAULT_CHUNK, Chunk, open_binary, register
 
 MAGIC = b"LINMEMTR"
-VERSION = 1
-HEADER = struct.Struct("<8sHHI")          # magic, version, header size, reserved
+VERSION = 2
+VERSIONS = (1, 2)                         # the versions read
+HEADER = struct.Struct("<8sHHB3x")        # magic, version, header size, objects
+OBJECTS_AT = 12                           # the offset of the objects byte
 BLOCK_HEAD = struct.Struct("<4sI")        # tag, n
 DONE_COUNT = struct.Struct("<Q")
 MAX_BLOCK = 1 << 20                       # requests in one REQS block
@@ -58,6 +69,7 @@ MAX_BLOCK = 1 << 20                       # requests in one REQS block
 COLUMNS = (("time", "<i8"), ("addr", "<i8"), ("pid", "<i4"), ("size", "<i4"), ("op", "u1"))
 RECORD_BYTES = sum(np.dtype(dt).itemsize for _, dt in COLUMNS)   # 25
 MAX_OP = 2
+ADDR_KINDS = {False: "byte addresses", True: "object ids"}   # the objects byte, 0 and 1
 
 
 def block_bytes(n: int) -> int:
@@ -71,7 +83,9 @@ def write_native(path: str, chunks: Iterable[Chunk]) -> int:
 
     The file appears only when complete: an error from ``chunks`` (a bad
     line of the trace being converted) or an interrupt leaves nothing.
-    Raises InputError when ``path`` cannot be written.
+    Raises InputError when ``path`` cannot be written, or ``"PATH: byte
+    OFFSET"`` when a chunk holds object ids and an earlier one byte
+    addresses (or the reverse).
     """
     directory = os.path.dirname(os.path.abspath(path))
     try:
@@ -81,7 +95,7 @@ def write_native(path: str, chunks: Iterable[Chunk]) -> int:
     try:
         with os.fdopen(fd, "wb") as raw:
             out = _compressed(raw, path)
-            total = _write_stream(out, chunks)
+            total = _write_stream(out, chunks, path)
             if out is not raw:
                 out.close()             # ends the zstd frame
         os.chmod(tmp, 0o644)
@@ -102,12 +116,26 @@ def _compressed(raw, path: str):
     return zstandard.ZstdCompressor(level=3).stream_writer(raw, closefd=False)
 
 
-def _write_stream(out, chunks: Iterable[Chunk]) -> int:
-    out.write(HEADER.pack(MAGIC, VERSION, HEADER.size, 0))
-    total = 0
+def _write_stream(out, chunks: Iterable[Chunk], path: str) -> int:
+    """The header, the blocks and the DONE block; the header waits for the
+    first non-empty chunk, which says what ``addr`` holds."""
+    objects, total, offset = None, 0, HEADER.size
     for chunk in chunks:
+        if not len(chunk):
+            continue
+        if objects is None:
+            objects = bool(chunk.objects)
+            out.write(HEADER.pack(MAGIC, VERSION, HEADER.size, objects))
+        elif bool(chunk.objects) != objects:
+            raise InputError(f"{path}: byte {offset}",
+                             f"the requests from number {total} on hold "
+                             f"{ADDR_KINDS[chunk.objects]}, those before them "
+                             f"{ADDR_KINDS[objects]}: a native trace holds one kind")
         for start in range(0, len(chunk), MAX_BLOCK):
-            total += _write_block(out, chunk, start, min(len(chunk), start + MAX_BLOCK))
+            n = _write_block(out, chunk, start, min(len(chunk), start + MAX_BLOCK))
+            total, offset = total + n, offset + block_bytes(n)
+    if objects is None:
+        out.write(HEADER.pack(MAGIC, VERSION, HEADER.size, False))
     out.write(BLOCK_HEAD.pack(b"DONE", 0) + DONE_COUNT.pack(total))
     return total
 
@@ -124,17 +152,19 @@ def _write_block(out, chunk: Chunk, lo: int, hi: int) -> int:
 @register("native")
 def read_native(path: str, chunk: int = DEFAULT_CHUNK) -> Iterator[Chunk]:
     """The requests of the native trace at ``path``, at most ``chunk`` at a
-    time. Raises InputError ``"PATH: byte OFFSET"`` for a file that is not a
-    native trace, is of another version, or is cut short or damaged."""
+    time, their ``objects`` flag the file's. Raises InputError ``"PATH: byte
+    OFFSET"`` for a file that is not a native trace, is of another version,
+    or is cut short or damaged."""
     if chunk < 1:
         raise ValueError(f"chunk must be positive, got {chunk}")
     with open_binary(path) as stream:
         reader = _NativeReader(path, stream)
-        reader.header()
+        objects = reader.header()
         for block in reader.blocks():
             for lo in range(0, len(block), chunk):
                 yield Chunk(*(getattr(block, name)[lo:lo + chunk]
-                              for name in ("time", "pid", "addr", "op", "size")))
+                              for name in ("time", "pid", "addr", "op", "size")),
+                            objects=objects)
 
 
 class _NativeReader:
@@ -158,7 +188,8 @@ class _NativeReader:
         self.offset += got
         return buf if got == size else buf[:got]
 
-    def header(self) -> None:
+    def header(self) -> bool:
+        """Check the header; the file's ``objects`` flag (False for version 1)."""
         head = self.read(HEADER.size)
         if not head:
             raise self.error(0, "the file is empty, not a linmem native trace")
@@ -168,12 +199,18 @@ class _NativeReader:
         if len(head) < HEADER.size:
             raise self.error(len(head), f"truncated: the header is {HEADER.size} bytes, "
                                         f"the file ends after {len(head)}")
-        _, version, size, _ = HEADER.unpack(head)
-        if version != VERSION:
+        _, version, size, objects = HEADER.unpack(head)
+        if version not in VERSIONS:
             raise self.error(8, f"version {version} is not supported (this linmem reads "
-                                f"version {VERSION})")
+                                f"versions {' and '.join(map(str, VERSIONS))})")
         if size != HEADER.size:
-            raise self.error(10, f"header size {size}, version {VERSION} has {HEADER.size}")
+            raise self.error(10, f"header size {size}, version {version} has {HEADER.size}")
+        if version == 1:
+            return False
+        if objects > 1:
+            raise self.error(OBJECTS_AT, f"the objects flag is {objects}, not 0 (byte "
+                                         f"addresses) or 1 (object ids)")
+        return bool(objects)
 
     def blocks(self) -> Iterator[Chunk]:
         """The REQS blocks, as chunks, up to the DONE block."""

@@ -41,6 +41,11 @@ nothing more in the model. An access outside every live region is dropped
 and counted (``dropped``); one the region's protection forbids is counted
 (``denied``) and skipped.
 
+In a scenario the runner's clock times the replay; ``linmem replay
+--kernel`` (:func:`run_captured`) times it on a
+:class:`~linmem.workload.replay_clock.ReplayClock`, whose timeline has a
+row per simulated second.
+
 Deviations, marked: XXX: a region's pages stay mapped between two mappings
 of the same place (munmap then mmap at the same address, between polls, is
 seen as one); XXX: the writes the kernel makes into user memory (read(2)
@@ -126,12 +131,13 @@ def build_regions(mappings: list[dict]) -> list[Region]:
 
 
 @njit
-def page_accesses(addr, op, size, time, write_op, out_va, out_time):
+def page_accesses(addr, op, size, time, write_op, out_va, out_time, out_req):
     """The page accesses of a chunk of requests: page address, bit 0 set for
     a store; a request that crosses a page boundary touches the next page
     too; repeats of the last access (and loads after a store) are dropped.
-    Returns the number of accesses written to out_va/out_time (which hold
-    2 * len(addr))."""
+    Returns the number of accesses written to out_va, out_time (the
+    request's time) and out_req (its index in the chunk), which hold
+    2 * len(addr)."""
     n = 0
     last_page = -1
     last_write = 0
@@ -148,6 +154,7 @@ def page_accesses(addr, op, size, time, write_op, out_va, out_time):
             last_write |= w
             out_va[n] = (p << PAGE_SHIFT) | w
             out_time[n] = time[i]
+            out_req[n] = i
             n += 1
     return n
 
@@ -285,12 +292,17 @@ class CapturedReplay:
 
     Without ``mappings`` (a trace with no capture) the trace's pages are
     private anonymous memory at their own addresses, mapped in 2 MiB blocks
-    as the trace first reaches them.
+    as the trace first reaches them. ``access(vas, reqs)`` makes the page
+    accesses (default: Kernel.access; a ReplayClock's times them), ``reqs``
+    the number of requests done once each access is made.
     """
 
-    def __init__(self, kernel, task, chunks, mappings: list[dict] | None, warm: bool = True):
+    def __init__(self, kernel, task, chunks, mappings: list[dict] | None, warm: bool = True,
+                 access=None):
         regions = build_regions(mappings or [])
         self.kernel, self.task, self.chunks = kernel, task, iter(chunks)
+        self.access = access or (lambda vas, reqs: kernel.access(task, vas,
+                                                                 ACCESS_WRITE_IN_ADDR))
         self.out = AddressReplay(regions=len(regions))
         self.out.delta = relocation(task, regions)
         self.space = _Space(kernel, task, regions, self.out.delta, warm,
@@ -305,7 +317,7 @@ class CapturedReplay:
         if chunk is None:
             return False
         try:
-            _replay_chunk(self.kernel, self.task, self.space, chunk, self.out)
+            _replay_chunk(self.access, self.space, chunk, self.out)
         except OutOfMemory:
             self.out.killed = True
             return False
@@ -313,47 +325,47 @@ class CapturedReplay:
 
 
 def replay_captured(kernel, task, chunks, mappings: list[dict] | None, warm: bool = True,
-                    on_chunk=None) -> AddressReplay:
+                    on_chunk=None, access=None) -> AddressReplay:
     """Run the requests of ``chunks`` in ``task``, in the address space the
     captured ``mappings`` describe (see :class:`CapturedReplay`)."""
-    run = CapturedReplay(kernel, task, chunks, mappings, warm)
+    run = CapturedReplay(kernel, task, chunks, mappings, warm, access)
     while run.step():
         if on_chunk is not None:
             on_chunk(run.out)
     return run.out
 
 
-def _replay_chunk(kernel, task, space: _Space, chunk, out: AddressReplay) -> None:
+def _replay_chunk(access, space: _Space, chunk, out: AddressReplay) -> None:
     n = len(chunk)
-    va = np.empty(2 * n, np.int64)
-    times = np.empty(2 * n, np.int64)
+    va, times, reqs = (np.empty(2 * n, np.int64) for _ in range(3))
     m = page_accesses(chunk.addr.astype(np.int64, copy=False), chunk.op, chunk.size,
-                      chunk.time.astype(np.int64, copy=False), OP_WRITE, va, times)
-    va, times = va[:m], times[:m]
+                      chunk.time.astype(np.int64, copy=False), OP_WRITE, va, times, reqs)
+    va, times, reqs = va[:m], times[:m], reqs[:m] + (out.requests + 1)
     out.requests += n
     done = 0
     while done < m:
         space.advance(int(times[done]), out)
         upto = done + int(np.searchsorted(times[done:], space.next_time(), side="left"))
-        _access(kernel, task, space, va[done:upto], out)
+        _access(access, space, va[done:upto], reqs[done:upto], out)
         done = upto
 
 
-def _access(kernel, task, space: _Space, vas: np.ndarray, out: AddressReplay) -> None:
+def _access(access, space: _Space, vas: np.ndarray, reqs: np.ndarray,
+            out: AddressReplay) -> None:
     ok = space.inside(vas)
     if space.auto and not ok.all():
         space.map_blocks(vas[~ok], out)
         ok = space.inside(vas)
     out.dropped += int(len(vas) - ok.sum())
-    vas = vas[ok] + np.int64(space.delta)
+    vas, reqs = vas[ok] + np.int64(space.delta), reqs[ok]
     while len(vas):
-        status, where = kernel.access(task, vas, ACCESS_WRITE_IN_ADDR)
+        status, where = access(vas, reqs)
         if status != SEGV:
             out.accesses += len(vas)
             return
         out.accesses += where
         out.denied += 1
-        vas = vas[where + 1:]
+        vas, reqs = vas[where + 1:], reqs[where + 1:]
 
 
 def run_captured(trace: str, fmt: str, maps: str, ram: int, swap: int, lru: str,
@@ -364,6 +376,7 @@ def run_captured(trace: str, fmt: str, maps: str, ram: int, swap: int, lru: str,
     from linmem.procfs.pid import mm_counters
     from linmem.trace import open_trace
     from linmem.workload.capture import load_maps
+    from linmem.workload.replay_clock import ReplayClock
 
     doc = load_maps(maps)
     machine = Machine(ram=ram, lru=lru)
@@ -371,8 +384,11 @@ def run_captured(trace: str, fmt: str, maps: str, ram: int, swap: int, lru: str,
     if swap:
         k.swap.swapon("/swapfile", swap, None, "file")
     task = k.spawn("/usr/bin/cat", ["replay"])
+    clock = ReplayClock(k, task)
     start = time.perf_counter()
-    r = replay_captured(k, task, open_trace(trace, fmt), doc["mappings"], warm=warm)
+    r = replay_captured(k, task, open_trace(trace, fmt), doc["mappings"], warm=warm,
+                        access=clock.access)
+    clock.finish(r.requests)
     seconds = time.perf_counter() - start
     ev = k.mem.K.events
     counts = {name: int(ev[vm_event(name)]) for name in ("pswpin", "pswpout", "oom_kill")}
@@ -384,5 +400,7 @@ def run_captured(trace: str, fmt: str, maps: str, ram: int, swap: int, lru: str,
                     "rss_anon_kb": c["anon"] * 4, "rss_file_kb": c["file"] * 4,
                     "minor_faults": minor, "major_faults": major})
     out.update(counts)
+    out["simulated_seconds"] = round(clock.seconds, 9)
     out["seconds"] = round(seconds, 3)
+    out["timeline"] = clock.timeline
     return out

@@ -2,7 +2,8 @@
 
 A trace's requests become memory accesses of one process on a machine of
 the user's choice (RAM, swap, classic or multi-gen LRU): each distinct page
-of the trace (``addr >> 12``, or an object id: one page per object) is
+of the trace (``addr >> 12``, or, for a chunk whose ``objects`` is set, an
+object id: one page per object) is
 given its own page of an anonymous mapping, in the order pages first
 appear, so the process touches exactly as many pages as the trace names.
 Loads and stores keep their kind (a store dirties the page; a load of a
@@ -14,11 +15,14 @@ a cache trace means).
 
 The anonymous memory is mapped in 256 MiB pieces as the trace reaches new
 pages. The key-to-page table is a numba dictionary (16 bytes a key plus
-its overhead). Time: the trace's own clock is not used; the timeline has
-one row per ``sample`` requests with the counters then.
+its overhead). Time: the trace's own clock is not used; the replay runs on
+the simulated clock of :mod:`linmem.workload.replay_clock` (5 ns an access,
+0.5 us a minor fault, 80 us a major one), whose timeline has a row per
+simulated second.
 
 Results: requests, minor and major faults, pswpin, pswpout, pages
-reclaimed, OOM kills, seconds and requests per second, and the timeline.
+reclaimed, OOM kills, the simulated seconds, the wall-clock seconds and
+requests per second, and the timeline.
 """
 
 from __future__ import annotations
@@ -31,10 +35,10 @@ from numba import types
 from numba.typed import Dict
 
 from linmem.engine.jit import njit
-from linmem.engine.memory import ACCESS_WRITE_IN_ADDR
 from linmem.mm import vma as V
 from linmem.mm.vmstat import vm_event
 from linmem.trace import OP_WRITE
+from linmem.workload.replay_clock import ReplayClock
 
 PAGE_SHIFT = 12
 PIECE_SHIFT = 16                     # 65536 pages (256 MiB) per anonymous mapping
@@ -73,6 +77,7 @@ class KernelReplay:
     requests: int = 0
     pages: int = 0
     seconds: float = 0.0
+    simulated: float = 0.0
     counters: dict = field(default_factory=dict)
     timeline: list = field(default_factory=list)
     killed: bool = False
@@ -84,16 +89,18 @@ class KernelReplay:
                 "pswpin": c["pswpin"], "pswpout": c["pswpout"],
                 "reclaimed": c["pgsteal_kswapd"] + c["pgsteal_direct"],
                 "scanned": c["pgscan_kswapd"] + c["pgscan_direct"], "oom_kill": c["oom_kill"],
-                "killed": self.killed, "seconds": round(self.seconds, 6),
+                "killed": self.killed, "simulated_seconds": round(self.simulated, 9),
+                "seconds": round(self.seconds, 6),
                 "requests_per_second": round(self.requests / self.seconds, 1)
-                if self.seconds > 0 else 0.0}
+                if self.seconds > 0 else 0.0, "timeline": self.timeline}
 
 
 def replay_kernel(chunks, ram: int, swap: int = 0, lru: str = "classic",
-                  object_trace: bool = False, all_writes: bool = False,
-                  sample: int = 1_000_000) -> KernelReplay:
+                  object_trace: bool = False, all_writes: bool = False) -> KernelReplay:
     """Run the requests of ``chunks`` (linmem.trace.Chunk) as one process's
-    accesses on a machine with ``ram`` bytes (and a ``swap``-byte swapfile)."""
+    accesses on a machine with ``ram`` bytes (and a ``swap``-byte swapfile).
+    ``object_trace`` takes every ``addr`` as an object id, as a chunk's
+    ``objects`` flag does for that chunk."""
     from linmem.kernel.machine import Machine
     from linmem.mm.memory import OutOfMemory
     machine = Machine(ram=ram, lru=lru)
@@ -105,13 +112,12 @@ def replay_kernel(chunks, ram: int, swap: int = 0, lru: str = "classic",
     bases = np.zeros(0, dtype=np.int64)
     next_id = 0
     out = KernelReplay()
-    ev = k.mem.K.events
-    index = {name: vm_event(name) for name in COUNTERS}
-    next_sample = sample
+    clock = ReplayClock(k, task)
     start = _time.perf_counter()
     try:
         for chunk in chunks:
-            keys = chunk.addr if object_trace else chunk.addr >> PAGE_SHIFT
+            objects = object_trace or chunk.objects
+            keys = chunk.addr if objects else chunk.addr >> PAGE_SHIFT
             ids = np.empty(len(keys), dtype=np.int64)
             next_id = dense_ids(keys.astype(np.int64, copy=False), table, next_id, ids)
             while len(bases) << PIECE_SHIFT < next_id:     # map the pages first reached
@@ -122,25 +128,13 @@ def replay_kernel(chunks, ram: int, swap: int = 0, lru: str = "classic",
                 (chunk.op == OP_WRITE).astype(np.int64)
             vas = np.empty(len(ids), dtype=np.int64)
             page_addresses(ids, writes, bases, vas)
-            _access(k, task, vas, out, ev, index, sample, next_sample)
-            next_sample = (out.requests // sample + 1) * sample
+            clock.access(vas)
     except OutOfMemory:
         out.killed = True
+    clock.finish()
     out.seconds = _time.perf_counter() - start
+    out.requests, out.simulated, out.timeline = clock.requests, clock.seconds, clock.timeline
     out.pages = next_id
-    out.counters = {name: int(ev[i]) for name, i in index.items()}
+    ev = k.mem.K.events
+    out.counters = {name: int(ev[vm_event(name)]) for name in COUNTERS}
     return out
-
-
-def _access(k, task, vas, out, ev, index, sample, next_sample) -> None:
-    """The accesses of one chunk, a timeline row at every ``sample`` requests."""
-    done = 0
-    while done < len(vas):
-        upto = min(len(vas), done + (next_sample - out.requests))
-        k.access(task, vas[done:upto], ACCESS_WRITE_IN_ADDR)
-        out.requests += upto - done
-        done = upto
-        if out.requests >= next_sample:
-            out.timeline.append({"requests": out.requests,
-                                 **{name: int(ev[i]) for name, i in index.items()}})
-            next_sample += sample
