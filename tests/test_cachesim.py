@@ -331,6 +331,67 @@ def test_oracle_general_bad_input(tmp_path, data, where, what):
     with pytest.raises(InputError) as err:
         read_all(path, "oracleGeneral", chunk=1)
     assert str(err.value).startswith(f"{path}{where}: ") and what in str(err.value)
+    # the key reader (a mapped file) gives the same error, after the whole records
+    from linmem.trace.oracle_general import read_oracle_general_keys
+    keys = []
+    with pytest.raises(InputError) as err:
+        keys.extend(read_oracle_general_keys(str(path), chunk=1))
+    assert str(err.value).startswith(f"{path}{where}: ") and what in str(err.value)
+    assert len(keys) == len(data) // 24
+
+
+def test_oracle_general_key_reader_equals_the_reader(tmp_path):
+    rng = np.random.default_rng(8)
+    rec = np.zeros(5000, RECORD)
+    rec["obj_id"] = rng.integers(0, 2**64, 5000, dtype=np.uint64)
+    rec["obj_size"] = rng.integers(0, 3, 5000)
+    from linmem.trace.oracle_general import read_oracle_general_keys
+    for name, data in (("t.oracleGeneral", rec.tobytes()),
+                       ("t.oracleGeneral.zst", __import__("zstandard").ZstdCompressor()
+                        .compress(rec.tobytes()))):
+        path = tmp_path / name
+        path.write_bytes(data)
+        _, addr = read_all(path, "oracleGeneral", chunk=999)
+        keys = np.concatenate(list(read_oracle_general_keys(str(path), chunk=999)))
+        assert keys.tolist() == addr.tolist() and len(keys) == (rec["obj_size"] != 0).sum()
+
+
+PER_PAGE = {"lru": 8, "fifo": 1, "clock": 1, "arc": 9, "2q": 9, "lirs": 17}
+
+
+@pytest.mark.parametrize("policy", PER_PAGE)
+def test_state_bytes_per_distinct_page(tmp_path, policy):
+    """The memory docs/trace-mode.md gives: the id map (8-byte buckets at
+    least half full: 16 bytes a page at most), the policy's bytes per page
+    (arrays grown by an eighth), 4 bytes per frame for the rings."""
+    keys = (np.random.default_rng(4).zipf(1.2, 60_000) % 20_000).astype(np.int64)
+    path = str(tmp_path / "z.oracleGeneral")
+    write_oracle_general(path, keys)
+    distinct = len(np.unique(keys))
+    frames = distinct // 4
+    r = replay_trace(path, "oracleGeneral", policy, frames)
+    assert r.distinct == distinct
+    assert r.state_bytes <= (16 + PER_PAGE[policy] * 9 / 8) * distinct + 4 * frames + 1024
+
+
+def test_id_map_numbers_in_first_use_order_through_growth_and_widening():
+    """Ids are the order of first use, whatever the chunks, the growths and the
+    switch to 12-byte buckets when a key stops fitting in 32 bits."""
+    from linmem.cachesim.idmap import NARROW, WIDE, IdMap
+    rng = np.random.default_rng(9)
+    narrow = rng.integers(0, 2**32, 30_000).astype(np.int64)
+    wide = np.array([-1, 2**32, -(2**63), 2**63 - 1], np.int64)
+    keys = np.concatenate([narrow[:20_000], wide, narrow[10_000:], wide, narrow[:5000]])
+    expected, seen = [], {}
+    for k in keys.tolist():
+        expected.append(seen.setdefault(k, len(seen)))
+    idmap = IdMap(capacity=16)
+    got = [idmap.ids(keys[:7000])]
+    assert idmap.words == NARROW
+    got += [idmap.ids(keys[i:i + 3001]) for i in range(7000, len(keys), 3001)]
+    assert idmap.words == WIDE and len(idmap) == len(seen)
+    assert np.concatenate(got).tolist() == expected
+    assert idmap.nbytes <= 12 * len(seen) / 0.5 + 12 * 64
 
 
 def test_txt_ids_and_addresses(tmp_path):

@@ -128,14 +128,24 @@ def fits_narrow(keys):
 
 
 @njit
-def _rehash(old, old_words, table, words):        # once per growth: not worth specializing
-    """Place every key of the table ``old`` in the empty ``table``."""
+def _rehash(old, old_words, table, words):
+    """Place every key of the table ``old`` in the empty ``table``, asking
+    for the home bucket of the key AHEAD buckets on early."""
+    nbuckets = len(table) // words
     for b in range(0, len(old), old_words):
+        ahead = b + AHEAD * old_words
+        if ahead < len(old) and old[ahead + old_words - 1] != EMPTY:
+            prefetch(table, words * home(_key(old, ahead, old_words), nbuckets))
         found = old[b + old_words - 1]
         if found != EMPTY:
-            hi = np.uint64(old[b + 1]) if old_words == WIDE else np.uint64(0)
-            key = np.int64(np.uint64(old[b]) | (hi << _SHIFT32))
-            _find_or_add(table, words, key, np.int64(found))
+            _find_or_add(table, words, _key(old, b, old_words), np.int64(found))
+
+
+@njit
+def _key(table, b, words):
+    """The key in bucket word ``b`` of a table of ``words``-word buckets."""
+    hi = np.uint64(table[b + 1]) if words == WIDE else np.uint64(0)
+    return np.int64(np.uint64(table[b]) | (hi << _SHIFT32))
 
 
 class IdMap:
