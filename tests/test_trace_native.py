@@ -288,3 +288,14 @@ def test_cli_bad_input_is_one_line_and_status_2_from_a_real_process(tmp_path):
     assert proc.stderr == (f"linmem: {path}: byte 16: truncated: a block of 3 requests "
                            f"needs 80 bytes after its header, the file ends after 76\n")
     assert sorted(os.listdir(tmp_path)) == ["cut.lmt", "t.lmt"]
+
+
+def test_info_of_an_object_trace_counts_a_page_per_object(tmp_path, capsys):
+    from linmem.trace.oracle_general import write_oracle_general
+    path = str(tmp_path / "ids.oracleGeneral")
+    write_oracle_general(path, np.array([1, 2, 3, 1, 4097, 2], np.int64))   # 1 and 2 share no page
+    assert main(["trace", "info", path, "-f", "oracleGeneral", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["objects"] is True and info["distinct_pages"] == info["distinct_addresses"] == 4
+    assert main(["trace", "info", path, "-f", "oracleGeneral"]) == 0
+    assert "distinct pages:     4 (one per object)" in capsys.readouterr().out

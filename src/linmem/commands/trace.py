@@ -85,7 +85,8 @@ def _text(c: dict) -> str:
         ("bytes", str(c["bytes"])),
         ("addresses", "object ids" if c["objects"] else "byte addresses"),
         ("distinct addresses", str(c["distinct_addresses"])),
-        ("distinct pages", f"{c['distinct_pages']} (4 KiB)"),
+        ("distinct pages", f"{c['distinct_pages']} "
+                           f"({'one per object' if c['objects'] else '4 KiB'})"),
         ("pids", f"{len(pids)}: {shown}{more}"),
         ("time", f"{t['first']} to {t['last']} (span {t['span']})"),
     ]

@@ -2,7 +2,9 @@
 
 :func:`trace_info` counts the requests by op and by pid, the distinct
 addresses (objects, for object traces such as oracleGeneral's) and the
-distinct 4 KiB pages they fall in (for byte-address traces such as lackey's),
+distinct pages: the 4 KiB pages they fall in for byte-address traces such as
+lackey's, one per object for object traces (the keys of trace mode and of
+``replay --kernel``),
 the span of the requests' times, and whether ``addr`` holds object ids or
 byte addresses (the chunks' ``objects`` flag). Memory grows with the number
 of distinct pages, never with the length of the trace.
@@ -63,7 +65,7 @@ def trace_info(chunks: Iterable[Chunk]) -> dict:
         for pid, count in zip(*np.unique(c.pid, return_counts=True)):
             pids[int(pid)] = pids.get(int(pid), 0) + int(count)
         addrs.add(c.addr)
-        pages.add(c.addr >> PAGE_SHIFT)
+        pages.add(c.addr if c.objects else c.addr >> PAGE_SHIFT)
         lo, hi = int(c.time.min()), int(c.time.max())
         first = lo if first is None else min(first, lo)
         last = hi if last is None else max(last, hi)
