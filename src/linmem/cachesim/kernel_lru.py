@@ -158,19 +158,6 @@ class KernelCache:
         return memory_stat(self.kernel, self.memcg)
 
 
-def new_id_table():
-    """An empty key -> page number table (a numba dictionary)."""
-    from numba import types
-    from numba.typed import Dict
-    return Dict.empty(key_type=types.int64, value_type=types.int64)
-
-
-def compile_numbering() -> None:
-    """Compile (or load from numba's cache) the numbering of keys."""
-    from linmem.workload.trace_replay import dense_ids
-    dense_ids(np.zeros(1, dtype=np.int64), new_id_table(), 0, np.empty(1, dtype=np.int64))
-
-
 def compile_kernel_lru(name: str) -> None:
     """Compile (or load from numba's cache) what a replay under ``name``
     runs: reads that hit, miss and reclaim."""
@@ -185,8 +172,9 @@ def replay_trace_kernel(path: str, fmt: str, name: str, frames: int,
     reads them; ``seconds`` counts both and the machine's boot, not
     compiling. Raises InputError for a bad trace (before compiling),
     ValueError for a bad policy or size."""
+    from linmem.cachesim.idmap import IdMap
     check_policy(name, frames)
-    compile_numbering()
+    IdMap().ids(np.arange(4, dtype=np.int64))             # compile the numbering
     start = time.perf_counter()
     table, pages = number_keys(path, fmt, chunk)
     seconds = time.perf_counter() - start
@@ -201,19 +189,15 @@ def replay_trace_kernel(path: str, fmt: str, name: str, frames: int,
 
 
 def number_keys(path: str, fmt: str, chunk: int):
-    """The first pass: (key -> page number table, number of distinct keys)."""
-    from linmem.workload.trace_replay import dense_ids
-    table, pages = new_id_table(), 0
+    """The first pass: (the id map of the keys, number of distinct keys)."""
+    from linmem.cachesim.idmap import IdMap
+    idmap = IdMap()
     for keys in trace_keys(path, fmt, chunk):
-        pages = dense_ids(keys.astype(np.int64, copy=False), table, pages,
-                          np.empty(len(keys), dtype=np.int64))
-    return table, pages
+        idmap.ids(keys)
+    return idmap, len(idmap)
 
 
-def page_numbers(path: str, fmt: str, chunk: int, table, pages: int):
+def page_numbers(path: str, fmt: str, chunk: int, idmap, pages: int):
     """The second pass: the page number of each request, a chunk at a time."""
-    from linmem.workload.trace_replay import dense_ids
     for keys in trace_keys(path, fmt, chunk):
-        ids = np.empty(len(keys), dtype=np.int64)
-        dense_ids(keys.astype(np.int64, copy=False), table, pages, ids)
-        yield ids
+        yield idmap.ids(keys)

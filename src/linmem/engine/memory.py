@@ -34,6 +34,7 @@ from linmem.engine.pgtable import (
     MM_HIWATER_RSS, MM_NR_PMDS, MM_NR_PTES, MM_NR_PUDS, MM_PGD, MM_SHMEMPAGES, MM_SWAPENTS,
     NEED_PAGE,
     OK, PAGE_SHIFT, PGD_SHIFT, PMD_SHIFT, PUD_SHIFT, SEGV, T_MAJ_FLT, T_MIN_FLT, alloc_frame,
+    alloc_frame_unaccounted,
     alloc_table, free_frame, free_table, mk_entry, pmd_deposit, pte_pfn, table_index, walk_pmd,
     walk_pte,
 )
@@ -465,11 +466,12 @@ def thp_eligible(M, V, vi, va):
 
 @njit
 def _huge_zero_pfn(M):
-    """Models mm_get_huge_zero_folio(): allocated at first use, then shared."""
+    """Models mm_get_huge_zero_folio(): allocated at first use, then shared;
+    charged to no memcg (the kernel allocates it without __GFP_ACCOUNT)."""
     pfn = M.ctl[C_HUGE_ZERO_PFN]
     if pfn >= 0:
         return pfn
-    pfn = alloc_frame(M, KIND_THP)
+    pfn = alloc_frame_unaccounted(M, KIND_THP)
     if pfn < 0:
         return pfn
     M.ctl[C_HUGE_ZERO_PFN] = pfn

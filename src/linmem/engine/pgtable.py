@@ -146,8 +146,26 @@ def alloc_frame(M, kind):
         M.ctl[C_NEED_KIND] = kind                         # mem_cgroup_handle_over_high
         M.ctl[C_NEED_CHARGE] = 2
         return np.int64(-1)
-    slot = C_PREALLOC_USER if kind == KIND_USER else (
-        C_PREALLOC_KERNEL if kind == KIND_KERNEL else C_PREALLOC_THP)
+    pfn = alloc_frame_unaccounted(M, kind)
+    if pfn < 0:
+        return pfn
+    nr = HPAGE_PMD_NR if kind == KIND_THP else 1
+    memcg = M.ctl[C_MEMCG]
+    if not MC.charge_folio(M, pfn, memcg, nr, kind == KIND_KERNEL):
+        M.ctl[_prealloc_slot(kind)] = pfn
+        M.ctl[C_NEED_KIND] = kind
+        M.ctl[C_NEED_CHARGE] = 1
+        return np.int64(-1)
+    if MC.above_high(M, memcg):
+        M.ctl[C_OVER_HIGH] += nr
+    return pfn
+
+
+@njit
+def alloc_frame_unaccounted(M, kind):
+    """:func:`alloc_frame` without the memcg charge, for what the kernel
+    allocates without __GFP_ACCOUNT (the huge zero folio)."""
+    slot = _prealloc_slot(kind)
     pfn = M.ctl[slot]
     if pfn >= 0:
         M.ctl[slot] = -1
@@ -161,17 +179,14 @@ def alloc_frame(M, kind):
     if pfn < 0:
         M.ctl[C_NEED_KIND] = kind
         M.ctl[C_NEED_CHARGE] = 0
-        return pfn
-    nr = HPAGE_PMD_NR if kind == KIND_THP else 1
-    memcg = M.ctl[C_MEMCG]
-    if not MC.charge_folio(M, pfn, memcg, nr, kind == KIND_KERNEL):
-        M.ctl[slot] = pfn
-        M.ctl[C_NEED_KIND] = kind
-        M.ctl[C_NEED_CHARGE] = 1
-        return np.int64(-1)
-    if MC.above_high(M, memcg):
-        M.ctl[C_OVER_HIGH] += nr
     return pfn
+
+
+@njit
+def _prealloc_slot(kind):
+    """The ctl slot where the slow path leaves a frame of this kind."""
+    return C_PREALLOC_USER if kind == KIND_USER else (
+        C_PREALLOC_KERNEL if kind == KIND_KERNEL else C_PREALLOC_THP)
 
 
 @njit

@@ -14,8 +14,8 @@ makes every request a store, so that each page is really allocated (what
 a cache trace means).
 
 The anonymous memory is mapped in 256 MiB pieces as the trace reaches new
-pages. The key-to-page table is a numba dictionary (16 bytes a key plus
-its overhead). Time: the trace's own clock is not used; the replay runs on
+pages. Keys become page numbers by trace mode's id map
+(:mod:`linmem.cachesim.idmap`: 10.7 to 24 bytes a key). Time: the trace's own clock is not used; the replay runs on
 the simulated clock of :mod:`linmem.workload.replay_clock` (5 ns an access,
 0.5 us a minor fault, 80 us a major one), whose timeline has a row per
 simulated second.
@@ -31,9 +31,8 @@ import time as _time
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import types
-from numba.typed import Dict
 
+from linmem.cachesim.idmap import IdMap
 from linmem.engine.jit import njit
 from linmem.mm import vma as V
 from linmem.mm.vmstat import vm_event
@@ -45,21 +44,6 @@ PIECE_SHIFT = 16                     # 65536 pages (256 MiB) per anonymous mappi
 PIECE_PAGES = 1 << PIECE_SHIFT
 COUNTERS = ("pgfault", "pgmajfault", "pswpin", "pswpout", "pgsteal_kswapd",
             "pgsteal_direct", "pgscan_kswapd", "pgscan_direct", "oom_kill")
-
-
-@njit
-def dense_ids(keys, table, next_id, out):
-    """Each key's page number in first-appearance order (``table`` maps
-    key -> id, growing); returns the next free id."""
-    for i in range(keys.shape[0]):
-        k = keys[i]
-        v = table.get(k, -1)
-        if v < 0:
-            v = next_id
-            table[k] = v
-            next_id += 1
-        out[i] = v
-    return next_id
 
 
 @njit
@@ -108,9 +92,8 @@ def replay_kernel(chunks, ram: int, swap: int = 0, lru: str = "classic",
     if swap:
         k.swap.swapon("/swapfile", swap, None, "file")
     task = k.spawn("/usr/bin/cat", ["replay"])
-    table = Dict.empty(key_type=types.int64, value_type=types.int64)
+    idmap = IdMap()
     bases = np.zeros(0, dtype=np.int64)
-    next_id = 0
     out = KernelReplay()
     clock = ReplayClock(k, task)
     start = _time.perf_counter()
@@ -118,9 +101,8 @@ def replay_kernel(chunks, ram: int, swap: int = 0, lru: str = "classic",
         for chunk in chunks:
             objects = object_trace or chunk.objects
             keys = chunk.addr if objects else chunk.addr >> PAGE_SHIFT
-            ids = np.empty(len(keys), dtype=np.int64)
-            next_id = dense_ids(keys.astype(np.int64, copy=False), table, next_id, ids)
-            while len(bases) << PIECE_SHIFT < next_id:     # map the pages first reached
+            ids = idmap.ids(keys)
+            while len(bases) << PIECE_SHIFT < len(idmap):  # map the pages first reached
                 addr = k.mmap(task, PIECE_PAGES << PAGE_SHIFT, V.PROT_READ | V.PROT_WRITE,
                               V.MAP_PRIVATE | V.MAP_ANONYMOUS | V.MAP_NORESERVE)
                 bases = np.append(bases, np.int64(addr))
@@ -134,7 +116,7 @@ def replay_kernel(chunks, ram: int, swap: int = 0, lru: str = "classic",
     clock.finish()
     out.seconds = _time.perf_counter() - start
     out.requests, out.simulated, out.timeline = clock.requests, clock.seconds, clock.timeline
-    out.pages = next_id
+    out.pages = len(idmap)
     ev = k.mem.K.events
     out.counters = {name: int(ev[vm_event(name)]) for name in COUNTERS}
     return out
