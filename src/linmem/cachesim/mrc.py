@@ -28,9 +28,10 @@ words. When the times reach the bitmap's end they are renumbered 0..U-1 in
 order (a time's new number is the ones before it), into a bitmap twice
 the live pages if they fill more than half.
 
-Memory per distinct key: its id (:class:`IdMap`, 16-24 bytes), its
-last-use time (4), the histogram of distances (8), and the bitmap (at most
-T / 8 bytes for T < 4U times): 35-47 bytes.
+Memory per distinct key: its id (:class:`IdMap`, 10.7-16 bytes; 16-24 for
+keys wider than 32 bits), its last-use time (4), the histogram of
+distances (8), and the bitmap (at most T / 8 bytes for T < 4U times): 26
+bytes measured on the benchmark's traces.
 
 SHARDS (Waldspurger et al., FAST 2015) for huge traces: only the keys whose
 hash falls below RATE x 2**24 are kept (spatial sampling: a key is in or
