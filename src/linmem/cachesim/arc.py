@@ -42,8 +42,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from linmem.cachesim.dlist import (dl_len, dl_prefetch, dl_push_head, dl_tail, dl_to_head,
-                                   dl_unlink, new_ends)
+from linmem.cachesim.dlist import (dl_len, dl_pop_tail, dl_prefetch, dl_push_head, dl_tail,
+                                   dl_to_head, dl_unlink, new_ends)
 from linmem.cachesim.intrinsics import prefetch
 from linmem.engine.jit import njit
 
@@ -59,16 +59,13 @@ def new_state(frames: int) -> tuple:
 @njit
 def _drop(links, ends, which, lst):
     """Forget the tail of list ``lst`` entirely."""
-    s = dl_tail(ends, lst)
-    dl_unlink(links, ends, lst, s)
-    which[s] = NONE
+    which[dl_pop_tail(links, ends, lst)] = NONE
 
 
 @njit
 def _demote(links, ends, which, data, ghost):
     """Move the tail of list ``data`` to the head of its ghost list."""
-    s = dl_tail(ends, data)
-    dl_unlink(links, ends, data, s)
+    s = dl_pop_tail(links, ends, data)
     dl_push_head(links, ends, ghost, s)
     which[s] = ghost
 

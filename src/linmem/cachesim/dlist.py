@@ -72,6 +72,14 @@ def dl_push_head(links, ends, lst, s):
 
 
 @njit
+def dl_pop_tail(links, ends, lst):
+    """Take the page at the tail of list ``lst`` (not empty) off it; that page."""
+    s = ends[2 * lst + 1]
+    dl_unlink(links, ends, lst, s)
+    return s
+
+
+@njit
 def dl_to_head(links, ends, lst, s):
     """Move page ``s``, on list ``lst``, to its head."""
     if ends[2 * lst] != s:

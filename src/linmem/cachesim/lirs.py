@@ -46,8 +46,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from linmem.cachesim.dlist import (dl_len, dl_prefetch, dl_push_head, dl_tail, dl_to_head,
-                                   dl_unlink, new_ends)
+from linmem.cachesim.dlist import (dl_len, dl_pop_tail, dl_prefetch, dl_push_head, dl_tail,
+                                   dl_to_head, dl_unlink, new_ends)
 from linmem.engine.jit import njit
 
 MIN_FRAMES = 2
@@ -121,8 +121,7 @@ def replay(ids, state):
             continue
         # a miss: make room, then X is LIR (warming up, or back within S) or HIR
         if meta[NLIR] + dl_len(ends_q, Q) == frames:
-            y = dl_tail(ends_q, Q)
-            dl_unlink(links_q, ends_q, Q, y)
+            y = dl_pop_tail(links_q, ends_q, Q)
             if flags[y] & IN_S:
                 flags[y] ^= RESIDENT
                 dl_push_head(links_q, ends_q, NR, y)
@@ -143,8 +142,7 @@ def replay(ids, state):
                 flags[x] = IN_S | RESIDENT
                 dl_push_head(links_q, ends_q, Q, x)
         while dl_len(ends_s, S) > 2 * frames and dl_len(ends_q, NR) > 0:
-            y = dl_tail(ends_q, NR)
-            dl_unlink(links_q, ends_q, NR, y)
+            y = dl_pop_tail(links_q, ends_q, NR)
             dl_unlink(links_s, ends_s, S, y)
             flags[y] = 0
     return hits

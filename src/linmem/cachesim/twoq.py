@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from linmem.cachesim.dlist import (dl_len, dl_prefetch, dl_push_head, dl_tail, dl_to_head,
+from linmem.cachesim.dlist import (dl_len, dl_pop_tail, dl_prefetch, dl_push_head, dl_to_head,
                                    dl_unlink, new_ends)
 from linmem.engine.jit import njit
 
@@ -56,8 +56,7 @@ def _reclaim(links, ends, which, meta):
     if dl_len(ends, AIN) <= meta[KIN]:
         _forget_tail(links, ends, which, AM)
         return
-    s = dl_tail(ends, AIN)
-    dl_unlink(links, ends, AIN, s)
+    s = dl_pop_tail(links, ends, AIN)
     if meta[KOUT] == 0:
         which[s] = NONE
         return
@@ -69,9 +68,7 @@ def _reclaim(links, ends, which, meta):
 
 @njit
 def _forget_tail(links, ends, which, lst):
-    s = dl_tail(ends, lst)
-    dl_unlink(links, ends, lst, s)
-    which[s] = NONE
+    which[dl_pop_tail(links, ends, lst)] = NONE
 
 
 @njit

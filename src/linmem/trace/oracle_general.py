@@ -23,8 +23,10 @@ next_access_vtime is not kept: linmem's OPT computes the next accesses
 itself, from any trace.
 
 The records are unpacked by a compiled loop (:mod:`linmem.trace._oracle_decode`),
-imported when a trace is read. A file whose length is not a multiple of 24 bytes was cut in the middle of
-a record: InputError names the byte offset where the partial record starts.
+imported when a trace is read; a cache replay reads only the obj_id column
+(:func:`read_oracle_general_keys`). A file whose length is not a multiple
+of 24 bytes was cut in the middle of a record: InputError names the byte
+offset where the partial record starts.
 Nothing else in the format can be checked (every 24 bytes are a record), so
 :func:`write_oracle_general` is the safe way to make one.
 """
