@@ -45,7 +45,7 @@ import numpy as np
 from linmem.cachesim.dlist import (dl_len, dl_pop_tail, dl_prefetch, dl_push_head, dl_tail,
                                    dl_to_head, dl_unlink, new_ends)
 from linmem.cachesim.intrinsics import prefetch
-from linmem.engine.jit import njit
+from linmem.engine.jit import hot, inline
 
 T1, T2, B1, B2, NONE = 0, 1, 2, 3, 4
 PER_KEY = {0: (-1, 2), 2: (NONE, 1)}
@@ -56,13 +56,13 @@ def new_state(frames: int) -> tuple:
             np.zeros(1, np.float64), np.array([frames], np.int64))
 
 
-@njit
+@inline
 def _drop(links, ends, which, lst):
     """Forget the tail of list ``lst`` entirely."""
     which[dl_pop_tail(links, ends, lst)] = NONE
 
 
-@njit
+@inline
 def _demote(links, ends, which, data, ghost):
     """Move the tail of list ``data`` to the head of its ghost list."""
     s = dl_pop_tail(links, ends, data)
@@ -70,7 +70,7 @@ def _demote(links, ends, which, data, ghost):
     which[s] = ghost
 
 
-@njit
+@inline
 def _replace(links, ends, which, p, hit_b2):
     """The paper's REPLACE: a page of T1 or T2 becomes a ghost."""
     t1 = dl_len(ends, T1)
@@ -80,7 +80,7 @@ def _replace(links, ends, which, p, hit_b2):
         _demote(links, ends, which, T2, B2)
 
 
-@njit
+@inline
 def _case_iv(links, ends, which, p, c):
     """Room for a page seen in no list, the cache full (the paper's case
     IV, as libCacheSim's _ARC_evict_miss_on_all_queues)."""
@@ -96,7 +96,7 @@ def _case_iv(links, ends, which, p, c):
     _replace(links, ends, which, p, False)
 
 
-@njit
+@inline
 def _prefetch_tails(links, ends):
     """Ask early for what the next misses touch: the links of the pages
     before the tails of the four lists."""
@@ -106,7 +106,7 @@ def _prefetch_tails(links, ends):
             prefetch(links, 2 * links[2 * t])
 
 
-@njit
+@hot
 def replay(ids, state):
     """Replay ``ids``; the number of hits."""
     links, ends, which, pbox, cbox = state

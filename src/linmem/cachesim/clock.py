@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from linmem.cachesim.fifo import CACHED, HAND, prefetch_page, ring_insert
-from linmem.engine.jit import njit
+from linmem.engine.jit import hot
 
 RESIDENT, REFERENCED = 1, 2
 PER_KEY = {1: (0, 1)}
@@ -33,7 +33,7 @@ def new_state(frames: int) -> tuple:
     return (np.zeros(max(frames, 1), np.int32), np.zeros(0, np.uint8), np.zeros(2, np.int64))
 
 
-@njit
+@hot
 def replay(ids, state):
     """Replay ``ids``; the number of hits."""
     ring, page, meta = state

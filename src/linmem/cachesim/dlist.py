@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from linmem.cachesim.intrinsics import prefetch
-from linmem.engine.jit import njit
+from linmem.engine.jit import inline, njit
 
 NEAR = 16                               # requests between a page's prefetch and its use
 
@@ -26,22 +26,22 @@ def new_ends(nlists: int) -> np.ndarray:
     return ends
 
 
-@njit
+@inline
 def dl_len(ends, lst):
     return ends[len(ends) // 2 + lst]
 
 
-@njit
+@inline
 def dl_head(ends, lst):
     return ends[2 * lst]
 
 
-@njit
+@inline
 def dl_tail(ends, lst):
     return ends[2 * lst + 1]
 
 
-@njit
+@inline
 def dl_unlink(links, ends, lst, s):
     """Take page ``s`` off list ``lst``."""
     p = links[2 * s]
@@ -57,7 +57,7 @@ def dl_unlink(links, ends, lst, s):
     ends[len(ends) // 2 + lst] -= 1
 
 
-@njit
+@inline
 def dl_push_head(links, ends, lst, s):
     """Put page ``s`` at the head of list ``lst``."""
     h = ends[2 * lst]
@@ -71,7 +71,7 @@ def dl_push_head(links, ends, lst, s):
     ends[len(ends) // 2 + lst] += 1
 
 
-@njit
+@inline
 def dl_pop_tail(links, ends, lst):
     """Take the page at the tail of list ``lst`` (not empty) off it; that page."""
     s = ends[2 * lst + 1]
@@ -79,7 +79,7 @@ def dl_pop_tail(links, ends, lst):
     return s
 
 
-@njit
+@inline
 def dl_to_head(links, ends, lst, s):
     """Move page ``s``, on list ``lst``, to its head."""
     if ends[2 * lst] != s:
@@ -87,7 +87,7 @@ def dl_to_head(links, ends, lst, s):
         dl_push_head(links, ends, lst, s)
 
 
-@njit
+@inline
 def dl_prefetch(links, flags, ids, i):
     """Ask early for the links and the flags (or list) of the page NEAR
     requests after request ``i``, if there is one."""

@@ -19,7 +19,7 @@ import numpy as np
 
 from linmem.cachesim.dlist import NEAR
 from linmem.cachesim.intrinsics import prefetch
-from linmem.engine.jit import njit
+from linmem.engine.jit import hot, inline
 
 HAND, CACHED = 0, 1
 PER_KEY = {1: (0, 1)}
@@ -29,7 +29,7 @@ def new_state(frames: int) -> tuple:
     return (np.zeros(max(frames, 1), np.int32), np.zeros(0, np.uint8), np.zeros(2, np.int64))
 
 
-@njit
+@inline
 def ring_insert(ring, page, meta, x, state):
     """Put page ``x`` in the ring, setting ``page[x]`` to ``state``: in a
     free slot while the ring fills, then in the slot at the hand, whose
@@ -46,14 +46,14 @@ def ring_insert(ring, page, meta, x, state):
     page[x] = state
 
 
-@njit
+@inline
 def prefetch_page(page, ids, i):
     """Ask early for the state of the page NEAR requests after request ``i``."""
     if i + NEAR < len(ids):
         prefetch(page, ids[i + NEAR])
 
 
-@njit
+@hot
 def replay(ids, state):
     """Replay ``ids``; the number of hits."""
     ring, cached, meta = state

@@ -32,14 +32,11 @@ average when the key is there and 8.5 when it is new.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from linmem.cachesim.intrinsics import prefetch
-from linmem.engine.jit import njit
+from linmem.engine.jit import hot, inline
 
-# inlined into each caller, where ``words`` is a constant the compiler folds
-inline = numba.njit(inline="always", cache=True, nogil=True)
 
 EMPTY = np.uint32(0xFFFFFFFF)
 LOAD = 0.75
@@ -56,7 +53,7 @@ def new_table(buckets: int, words: int) -> np.ndarray:
     return np.full(words * max(buckets, 8), EMPTY, np.uint32)
 
 
-@njit
+@inline
 def home(key, nbuckets):
     """The bucket where the search for ``key`` starts: the upper half of its
     Fibonacci hash, scaled to the table."""
@@ -87,7 +84,7 @@ def _find_or_add(table, words, key, nids):
             j = 0
 
 
-@njit
+@hot
 def number_narrow(keys, table, nids, out):
     """``out[i]``: the id of ``keys[i]``, numbering the new keys from
     ``nids[0]`` on (updated). The table has room for every key added, and
@@ -95,7 +92,7 @@ def number_narrow(keys, table, nids, out):
     _number(keys, table, NARROW, nids, out)
 
 
-@njit
+@hot
 def number_wide(keys, table, nids, out):
     """:func:`number_narrow` for a wide table."""
     _number(keys, table, WIDE, nids, out)
@@ -118,7 +115,7 @@ def _number(keys, table, words, nids, out):
     nids[0] = count
 
 
-@njit
+@hot
 def fits_narrow(keys):
     """Whether every key is in [0, 2**32)."""
     for k in keys:
@@ -127,7 +124,7 @@ def fits_narrow(keys):
     return True
 
 
-@njit
+@hot
 def _rehash(old, old_words, table, words):
     """Place every key of the table ``old`` in the empty ``table``, asking
     for the home bucket of the key AHEAD buckets on early."""
@@ -141,7 +138,7 @@ def _rehash(old, old_words, table, words):
             _find_or_add(table, words, _key(old, b, old_words), np.int64(found))
 
 
-@njit
+@hot
 def _key(table, b, words):
     """The key in bucket word ``b`` of a table of ``words``-word buckets."""
     hi = np.uint64(table[b + 1]) if words == WIDE else np.uint64(0)

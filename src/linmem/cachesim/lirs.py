@@ -48,7 +48,7 @@ import numpy as np
 
 from linmem.cachesim.dlist import (dl_len, dl_pop_tail, dl_prefetch, dl_push_head, dl_tail,
                                    dl_to_head, dl_unlink, new_ends)
-from linmem.engine.jit import njit
+from linmem.engine.jit import hot, inline
 
 MIN_FRAMES = 2
 IN_S, LIR, RESIDENT = 1, 2, 4           # flags (cleared with ^= where known set)
@@ -66,7 +66,7 @@ def new_state(frames: int) -> tuple:
             np.zeros(0, np.uint8), np.array([frames, frames - lhirs, 0], np.int64))
 
 
-@njit
+@inline
 def _prune(links_s, ends_s, links_q, ends_q, flags):
     """Drop the HIR pages at the bottom of S until a LIR page is there."""
     while dl_len(ends_s, S) > 0:
@@ -80,7 +80,7 @@ def _prune(links_s, ends_s, links_q, ends_q, flags):
             flags[b] = 0
 
 
-@njit
+@inline
 def _demote_bottom(links_s, ends_s, links_q, ends_q, flags):
     """The LIR page at the bottom of S becomes HIR, at the end of Q (it is
     then an HIR page at the bottom of S: the pruning that follows drops it)."""
@@ -89,7 +89,7 @@ def _demote_bottom(links_s, ends_s, links_q, ends_q, flags):
     dl_push_head(links_q, ends_q, Q, b)
 
 
-@njit
+@hot
 def replay(ids, state):
     """Replay ``ids``; the number of hits."""
     links_s, ends_s, links_q, ends_q, flags, meta = state

@@ -62,7 +62,7 @@ import numpy as np
 from linmem.cachesim import CHUNK, compile_policy, replay_trace, trace_keys
 from linmem.cachesim.idmap import IdMap
 from linmem.cachesim.intrinsics import popcount, prefetch
-from linmem.engine.jit import njit
+from linmem.engine.jit import hot, inline, njit
 
 SHARDS_MODULUS = 1 << 24
 
@@ -151,7 +151,7 @@ def _new_times(times: int) -> tuple[np.ndarray, ...]:
             *(np.zeros(-(-words * 64 >> shift), np.int32) for shift in (SHIFT1, SHIFT2, SHIFT3)))
 
 
-@njit
+@inline
 def _ones_from(bits, c1, c2, c3, s, now):
     """The ones in [s, now) (there are none from now on)."""
     w, wn = s >> 6, now >> 6
@@ -178,7 +178,7 @@ def _ones_from(bits, c1, c2, c3, s, now):
     return total
 
 
-@njit
+@inline
 def _flip(bits, c1, c2, c3, t, delta):
     """Set (delta 1) or clear (-1) the bit of time t."""
     bits[t >> 6] ^= np.uint64(1) << np.uint64(t & 63)
@@ -187,7 +187,7 @@ def _flip(bits, c1, c2, c3, t, delta):
     c3[t >> SHIFT3] += delta
 
 
-@njit
+@hot
 def _distances(ids, last, hist, bits, c1, c2, c3, clock):
     now, live, cold = clock[0], clock[1], clock[2]
     n = len(ids)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from linmem.cachesim.idmap import IdMap
-from linmem.engine.jit import njit
+from linmem.engine.jit import hot, inline
 
 WHOLE_TRACE = True
 NEVER = -1
@@ -66,10 +66,10 @@ def replay(keys: np.ndarray, state: tuple) -> int:
     meta[DISTINCT] = len(idmap)
     meta[BYTES] = idmap.nbytes + ids.nbytes + last.nbytes + 8 * int(levels[-1])
     del ids, idmap, last
-    return _belady(nxt, int(meta[FRAMES]), levels)
+    return _belady(nxt, int(meta[FRAMES]), levels, np.zeros(levels[-1], np.uint64))
 
 
-@njit
+@hot
 def _next_uses(ids, last, nxt):
     """``nxt[i]``: the next request for the key of request i, or NEVER."""
     for i in range(len(ids) - 1, -1, -1):
@@ -90,7 +90,7 @@ def _levels(n: int) -> np.ndarray:
         words = (words + 63) // 64
 
 
-@njit
+@inline
 def _msb(x):
     """The number of the highest set bit of ``x`` (> 0)."""
     n = 0
@@ -101,7 +101,7 @@ def _msb(x):
     return n
 
 
-@njit
+@inline
 def _set(bits, offsets, t):
     for lv in range(len(offsets) - 1):
         w = offsets[lv] + (t >> 6)
@@ -112,7 +112,7 @@ def _set(bits, offsets, t):
         t >>= 6
 
 
-@njit
+@inline
 def _clear(bits, offsets, t):
     for lv in range(len(offsets) - 1):
         w = offsets[lv] + (t >> 6)
@@ -122,7 +122,7 @@ def _clear(bits, offsets, t):
         t >>= 6
 
 
-@njit
+@inline
 def _max(bits, offsets):
     """The highest member (the set is not empty)."""
     t = 0
@@ -131,9 +131,8 @@ def _max(bits, offsets):
     return t
 
 
-@njit
-def _belady(nxt, frames, offsets):
-    bits = np.zeros(offsets[-1], np.uint64)
+@hot
+def _belady(nxt, frames, offsets, bits):
     size = 0                # pages cached
     never = 0               # of which never used again
     hits = 0

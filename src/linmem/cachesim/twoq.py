@@ -36,7 +36,7 @@ import numpy as np
 
 from linmem.cachesim.dlist import (dl_len, dl_pop_tail, dl_prefetch, dl_push_head, dl_to_head,
                                    dl_unlink, new_ends)
-from linmem.engine.jit import njit
+from linmem.engine.jit import hot, inline
 
 AIN, AM, AOUT, NONE = 0, 1, 2, 3
 FRAMES, KIN, KOUT = 0, 1, 2
@@ -49,7 +49,7 @@ def new_state(frames: int) -> tuple:
             np.array([frames, kin, kout], np.int64))
 
 
-@njit
+@inline
 def _reclaim(links, ends, which, meta):
     """Free a frame: the tail of A1in if it is over Kin (its key to A1out),
     else the tail of Am."""
@@ -66,12 +66,12 @@ def _reclaim(links, ends, which, meta):
     which[s] = AOUT
 
 
-@njit
+@inline
 def _forget_tail(links, ends, which, lst):
     which[dl_pop_tail(links, ends, lst)] = NONE
 
 
-@njit
+@hot
 def replay(ids, state):
     """Replay ``ids``; the number of hits."""
     links, ends, which, meta = state
