@@ -356,7 +356,7 @@ def test_oracle_general_key_reader_equals_the_reader(tmp_path):
         assert keys.tolist() == addr.tolist() and len(keys) == (rec["obj_size"] != 0).sum()
 
 
-PER_PAGE = {"lru": 12, "fifo": 1, "clock": 1, "arc": 9, "2q": 9, "lirs": 17}
+PER_PAGE = {"lru": 8, "fifo": 1, "clock": 1, "arc": 9, "2q": 9, "lirs": 17}
 
 
 @pytest.mark.parametrize("policy", PER_PAGE)

@@ -1,27 +1,22 @@
-"""LRU: evict the page used least recently, with a queue of uses.
+"""LRU: evict the page used least recently.
 
-Every request appends its page to the head of a queue; the page's place in the
-queue is kept per page (``pos``, -1 while it is not cached). An entry is the
-page's current one only while ``pos`` still points at it: a hit leaves the old
-entry behind, stale, instead of taking it out of a list. The least recently
-used page is then the oldest current entry: a miss on a full cache walks from
-the tail past the stale entries to the first current one and evicts its page::
+One list, the most recently used page at its head::
 
-    tail                                        head
-    [k1] [k3]' [k9] [k3]' [k7] [k3] ...  [k7]         ' stale: a later entry for the page
-     ^ the next victim                    ^ appended by every request
+    head                                   tail
+    [k7] <-> [k3] <-> [k9] <-> ... <-> [k1]      full: a miss evicts k1
+     ^ a hit moves its page here; a miss inserts here
 
-This is exactly LRU (the same hits, victims and order as a linked list), but a
-hit touches one page's state instead of three (its own and its two
-neighbours'), and the queue is read and written in order. When
-the head reaches the queue's end, the current entries (at most the cache's
-size) are moved to its start, in order. The queue holds twice the cache, or
-twice the distinct pages when that is smaller: a move leaves it at least
-half empty, so it moves no more entries than there are requests.
+The list is linked through ``links``, two int32 per distinct page (the
+page before, towards the head, and the page after), as in
+:mod:`linmem.cachesim.dlist`; a page not cached has OUT in both, so the
+links also say whether a page is cached. A hit reads its page's links and
+rewrites its two neighbours'; the links of the page NEAR requests on are
+asked for early, and, a few requests before its turn, its neighbours'
+(they may still change: a prefetch is only a hint).
 
 Cross-checked: miss counts equal libCacheSim's ``LRU`` (tests/test_cachesim.py
-on small traces, benchmarks/vs_libcachesim.py on 10 M requests). State: 12
-bytes per distinct page (``pos``, and two queue entries).
+on small traces, benchmarks/vs_libcachesim.py on 10 M requests). State: 8
+bytes per distinct page.
 """
 
 from __future__ import annotations
@@ -29,61 +24,73 @@ from __future__ import annotations
 import numpy as np
 
 from linmem.cachesim.intrinsics import prefetch
-from linmem.engine.jit import hot
+from linmem.engine.jit import hot, inline
 
-NEAR, AHEAD = 16, 16      # requests before a page's use; queue entries before the tail's
-HEAD, TAIL, CACHED, FRAMES = 0, 1, 2, 3
-PER_KEY = {0: (-1, 1), 1: (-1, 2)}
+NEAR, NEIGHBOURS = 16, 4  # requests between the prefetches and the use
+OUT = -2                                # the links of a page not cached
+HEAD, TAIL, CACHED = 0, 1, 2
+PER_KEY = {0: (OUT, 2)}
 
 
 def new_state(frames: int) -> tuple:
-    return (np.zeros(0, np.int32), np.zeros(0, np.int32), np.array([0, 0, 0, frames], np.int64))
+    return (np.zeros(0, np.int32), np.array([-1, -1, 0, frames], np.int64))
 
 
-@hot
-def _compact(pos, queue, tail, head):
-    """Move the current entries of queue[tail:head] to its start; the new head."""
-    n = 0
-    for j in range(tail, head):
-        x = queue[j]
-        if pos[x] == j:
-            queue[n] = x
-            pos[x] = n
-            n += 1
-    return n
+@inline
+def _prefetch(links, ids, i):
+    """Ask early for the links of request i + NEAR's page, and for those
+    of request i + NEIGHBOURS's neighbours."""
+    n = len(ids)
+    if i + NEAR < n:
+        prefetch(links, 2 * ids[i + NEAR])
+    if i + NEIGHBOURS < n:
+        x = ids[i + NEIGHBOURS]
+        p, q = links[2 * x], links[2 * x + 1]
+        if p >= 0:
+            prefetch(links, 2 * p)
+        if q >= 0:
+            prefetch(links, 2 * q)
 
 
 @hot
 def replay(ids, state):
     """Replay ``ids``; the number of hits."""
-    pos, queue, meta = state
-    head, tail, cached, frames = meta[HEAD], meta[TAIL], meta[CACHED], meta[FRAMES]
-    size = min(len(queue), 2 * frames + 2)
+    links, meta = state
+    head, tail, cached, frames = meta[HEAD], meta[TAIL], meta[CACHED], meta[3]
     hits = 0
-    n = len(ids)
-    for i in range(n):
-        if i + NEAR < n:
-            prefetch(pos, ids[i + NEAR])
+    for i in range(len(ids)):
+        _prefetch(links, ids, i)
         x = ids[i]
-        if pos[x] >= 0:
+        p = links[2 * x]
+        if p != OUT:                                    # a hit: to the head
             hits += 1
-        elif cached < frames:
+            if p >= 0:
+                q = links[2 * x + 1]
+                links[2 * p + 1] = q
+                if q >= 0:
+                    links[2 * q] = p
+                else:
+                    tail = p
+                links[2 * x], links[2 * x + 1] = -1, head
+                links[2 * head] = x
+                head = x
+            continue
+        if cached < frames:
             cached += 1
-        else:                                           # evict the oldest current entry
-            while True:
-                if tail + AHEAD < head:
-                    prefetch(pos, queue[tail + AHEAD])
-                v = queue[tail]
-                if pos[v] == tail:
-                    break
-                tail += 1
-            pos[v] = -1
-            tail += 1
-        if head == size:
-            head = _compact(pos, queue, tail, head)
-            tail = 0
-        queue[head] = x
-        pos[x] = head
-        head += 1
+        else:                                           # evict the tail
+            t = tail
+            tail = links[2 * t]
+            links[2 * t], links[2 * t + 1] = OUT, OUT
+            if tail < 0:                                # one frame: the list is empty
+                head = -1
+            else:
+                links[2 * tail + 1] = -1
+                prefetch(links, 2 * links[2 * tail])    # the next victim's neighbour
+        links[2 * x], links[2 * x + 1] = -1, head       # insert at the head
+        if head >= 0:
+            links[2 * head] = x
+        else:
+            tail = x
+        head = x
     meta[HEAD], meta[TAIL], meta[CACHED] = head, tail, cached
     return hits
