@@ -713,6 +713,22 @@ def tolerance(result: dict, phase: str) -> int:
 COMPARED_INFO = re.compile(r"^(file_pages|resident_before|resident_after|.*anon_huge_kb|"
                            r"locked_kb_after_mlock)$")
 
+#: Pages of a file read seconds before that the machine's DAMON ``pageout``
+#: scheme was seen to take (tests/data/realkernel/README.md, "DAMON").
+DAMON_SLACK = 1024
+
+
+def resident_as_expected(result: dict, key: str, want: int) -> bool:
+    """Whether ``result``'s ``info[key]`` (pages of the file resident after a
+    read) is ``want``, or short of it by no more than the machine's DAMON
+    scheme takes: pages reclaimed while the run's group never reached its
+    limit (``failcnt`` 0), so by nothing the experiment did."""
+    got = result["info"].get(key)
+    if got == want:
+        return True
+    return got is not None and want - DAMON_SLACK <= got < want \
+        and result.get("cgroup", {}).get("failcnt") == 0
+
 
 def compare(live: dict, recorded: dict) -> list[str]:
     """Differences between a live result and the recorded one (empty when they agree).
@@ -752,7 +768,8 @@ def compare(live: dict, recorded: dict) -> list[str]:
             out.append(f"probe {name}: {got} != recorded {want}")
     for key, want in recorded["info"].items():
         if COMPARED_INFO.match(key) and live["info"].get(key) != want and not \
-                (host_file and key.startswith("resident")):
+                (host_file and key.startswith("resident")) and not \
+                (key == "resident_after" and resident_as_expected(live, key, want)):
             out.append(f"{key}: {live['info'].get(key)} != recorded {want}")
     if recorded["experiment"] == "overcommit-probe":
         def excess(r):
