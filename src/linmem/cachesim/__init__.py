@@ -205,14 +205,27 @@ def replay_trace(path: str, fmt: str, name: str, frames: int, chunk: int = CHUNK
 
 
 def _numbered(chunks: Iterator[np.ndarray], idmap, pipelined: bool) -> Iterator[tuple]:
-    """(ids, ids numbered so far) of each chunk of keys; when ``pipelined``,
-    the next chunk is read and numbered by a second thread meanwhile."""
-    def number_next():
-        keys = next(chunks, None)
-        return None if keys is None else (idmap.ids(keys), len(idmap))
+    """(ids, ids numbered so far) of each chunk of keys. When ``pipelined``,
+    a second thread numbers the next chunk while this one reads the chunk
+    after it and then runs the policy on this one: reading and the policy
+    together take about as long as numbering, so the two threads are evenly
+    loaded."""
+    def number(keys):
+        return idmap.ids(keys), len(idmap)
 
     if not pipelined:
-        while (item := number_next()) is not None:
+        for keys in chunks:
+            yield number(keys)
+        return
+    keys = next(chunks, None)
+    if keys is None:
+        return
+    with ThreadPoolExecutor(1) as pool:
+        ahead = pool.submit(number, keys)
+        while ahead is not None:
+            keys = next(chunks, None)
+            item = ahead.result()
+            ahead = None if keys is None else pool.submit(number, keys)
             yield item
         return
     with ThreadPoolExecutor(1) as pool:
