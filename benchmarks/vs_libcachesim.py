@@ -21,9 +21,9 @@ traces. Its miss counts come from its miss ratio times the requests.
 Also: the exact one-pass LRU miss-ratio curve (every cache size) against one
 libCacheSim LRU run at one size, and the bytes of linmem's state (the id
 map and the policy's arrays) per distinct page of the trace. linmem replays
-as a pipeline of two threads when the machine has two CPUs (one reads and
-numbers the keys, the other runs the policy); ``--threads 1`` times it on
-one.
+as a pipeline of two threads when the machine has two CPUs (one numbers
+the keys, the other reads the trace and runs the policy); ``--threads 1``
+times it on one.
 
 Usage::
 
@@ -133,8 +133,9 @@ def main() -> None:
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument("--dir", default=None, help="where to write (and keep) the traces")
     parser.add_argument("--threads", type=int, default=None,
-                        help="linmem's replay threads: 2 (read and number the keys on one, run "
-                             "the policy on the other; the default with 2 CPUs or more) or 1")
+                        help="linmem's replay threads: 2 (number the keys on one, read the "
+                             "trace and run the policy on the other; the default with 2 CPUs or "
+                             "more) or 1")
     args = parser.parse_args()
     policies = args.policies.split(",")
     try:

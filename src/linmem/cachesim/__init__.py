@@ -185,9 +185,10 @@ def replay_trace(path: str, fmt: str, name: str, frames: int, chunk: int = CHUNK
     ValueError for a policy that cannot have so few frames.
 
     With ``threads`` 2 (the default when the machine has two CPUs or more)
-    the replay is a pipeline of two threads: one reads and numbers the next
-    chunk while the other runs the policy on this one (both in compiled
-    code that releases the GIL); the result is the same as with 1."""
+    the replay is a pipeline of two threads: one numbers the next chunk
+    while the other reads the chunk after it and runs the policy on this
+    one (compiled code and numpy copies, which release the GIL); the result
+    is the same as with 1."""
     cache = Cache(name, frames)
     compile_policy(name)
     if threads is None:
