@@ -591,3 +591,17 @@ def test_the_documented_policy_example_works(tmp_path, monkeypatch):
     monkeypatch.setitem(cachesim.POLICIES, "mru", "mru")
     # 3 frames, a loop of 4: MRU keeps 1 2 and cycles the third frame
     assert outcomes("mru", 3, "ABCD" * 3) == "mmmmhhmhhmhh"
+
+
+@pytest.mark.parametrize("name", ["lru", "fifo", "clock", "arc", "2q", "lirs"])
+def test_policy_kernels_compile_without_reference_counting(name):
+    """The replay loops are ``hot`` (engine/jit.py): compiled with reference
+    counting, every array handed to a helper costs two atomic updates per
+    request, and FIFO's kernel ran three times as long."""
+    from linmem.cachesim import policy_module
+    from linmem.cachesim.idmap import number_narrow
+    replay = policy_module(name).replay
+    if not hasattr(replay, "targetoptions"):
+        pytest.skip("NUMBA_DISABLE_JIT: the kernels run as Python")
+    assert replay.targetoptions.get("_nrt") is False
+    assert number_narrow.targetoptions.get("_nrt") is False
