@@ -61,17 +61,20 @@ def read_oracle_general_keys(path: str, chunk: int = DEFAULT_CHUNK) -> Iterator[
     """Only the obj_id column of the trace at ``path`` (int64), at most
     ``chunk`` requests at a time, requests of size 0 skipped: what a cache
     replay needs. An uncompressed file is mapped into memory and the column
-    gathered from the mapping (one copy); the same errors as
+    gathered from the mapping in one compiled pass; the same errors as
     :func:`read_oracle_general`."""
+    from linmem.trace._oracle_decode import decode_keys
     records = _mapped(path)
     if records is None:
-        parts = (raw.view(RECORD) for raw in _records(path, chunk))
+        parts = _records(path, chunk)
     else:
-        parts = (records[i:i + chunk] for i in range(0, len(records), chunk))
-    for rec in parts:
-        keys = rec["obj_id"].view(np.int64).copy()
-        sized = rec["obj_size"] != 0
-        yield keys if sized.all() else keys[sized]
+        whole = np.asarray(records).view(np.uint8)          # a plain array, not a memmap
+        step = chunk * RECORD.itemsize
+        parts = (whole[i:i + step] for i in range(0, len(whole), step))
+    for raw in parts:
+        keys = np.empty(len(raw) // RECORD.itemsize, np.int64)
+        kept = decode_keys(raw, keys)
+        yield keys if kept == len(keys) else keys[:kept]
     if records is not None:
         _check_whole(path, os.path.getsize(path))
 
