@@ -230,9 +230,3 @@ def _numbered(chunks: Iterator[np.ndarray], idmap, pipelined: bool) -> Iterator[
             item = ahead.result()
             ahead = None if keys is None else pool.submit(number, keys)
             yield item
-        return
-    with ThreadPoolExecutor(1) as pool:
-        ahead = pool.submit(number_next)
-        while (item := ahead.result()) is not None:
-            ahead = pool.submit(number_next)
-            yield item

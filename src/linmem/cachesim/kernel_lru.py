@@ -175,29 +175,17 @@ def replay_trace_kernel(path: str, fmt: str, name: str, frames: int,
     from linmem.cachesim.idmap import IdMap
     check_policy(name, frames)
     IdMap().ids(np.arange(4, dtype=np.int64))             # compile the numbering
+    idmap = IdMap()
     start = time.perf_counter()
-    table, pages = number_keys(path, fmt, chunk)
+    for keys in trace_keys(path, fmt, chunk):             # the first pass: the file's size
+        idmap.ids(keys)
     seconds = time.perf_counter() - start
     compile_kernel_lru(name)
     start = time.perf_counter()
-    cache = KernelCache(name, frames, pages)
+    cache = KernelCache(name, frames, len(idmap))
     requests = hits = 0
-    for ids in page_numbers(path, fmt, chunk, table, pages):
+    for keys in trace_keys(path, fmt, chunk):             # the second: a read per request
+        ids = idmap.ids(keys)
         requests += len(ids)
         hits += cache.replay(ids)
     return Result(requests, hits, seconds + time.perf_counter() - start)
-
-
-def number_keys(path: str, fmt: str, chunk: int):
-    """The first pass: (the id map of the keys, number of distinct keys)."""
-    from linmem.cachesim.idmap import IdMap
-    idmap = IdMap()
-    for keys in trace_keys(path, fmt, chunk):
-        idmap.ids(keys)
-    return idmap, len(idmap)
-
-
-def page_numbers(path: str, fmt: str, chunk: int, idmap, pages: int):
-    """The second pass: the page number of each request, a chunk at a time."""
-    for keys in trace_keys(path, fmt, chunk):
-        yield idmap.ids(keys)
